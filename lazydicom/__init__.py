@@ -1,0 +1,44 @@
+"""lazydicom: lazy, chunked N-D arrays from folders of DICOM files.
+
+Index the headers of a folder once with :func:`open`, then ask a series for
+its pixels as a dask array whose axes are DICOM attributes::
+
+    db = lazydicom.open("study/")
+    series = db.series(SeriesDescription="ax 5 flip")[0]
+    arr = series.ndarray(dims=("SliceLocation", "FlipAngle"))
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    DatabaseNotFoundError,
+    DuplicateCellError,
+    FrameReadError,
+    InconsistentFramesError,
+    LazyDicomError,
+    LazyDicomWarning,
+    MissingDecoderError,
+    SkippedFilesWarning,
+    UnknownAttributeError,
+)
+from .records import Database, Patient, Series, Study
+from .records import open_database as open
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "open",
+    "Database",
+    "Patient",
+    "Study",
+    "Series",
+    "LazyDicomError",
+    "DatabaseNotFoundError",
+    "DuplicateCellError",
+    "FrameReadError",
+    "InconsistentFramesError",
+    "MissingDecoderError",
+    "UnknownAttributeError",
+    "LazyDicomWarning",
+    "SkippedFilesWarning",
+]

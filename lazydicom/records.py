@@ -1,0 +1,430 @@
+"""Database, Patient, Study and Series: views on the index.
+
+A record is a filter on the index table (by PatientID, StudyInstanceUID or
+SeriesInstanceUID); it holds no data of its own, so it always reflects the
+index as it is now. Attributes that are not in the index are read from the
+headers of the record's own files when first asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .grid import axis_key, build_grid, sorted_unique
+from .index import Index
+from .tags import resolve
+
+if TYPE_CHECKING:
+    import dask.array
+
+__all__ = ["Database", "Patient", "Study", "Series", "open_database"]
+
+_LEVELS = {"patient": "PatientID", "study": "StudyInstanceUID", "series": "SeriesInstanceUID"}
+
+
+def _matches(column: pd.Series, wanted: Any) -> np.ndarray:
+    """Rows whose value equals ``wanted`` (or is in it, for a list), numbers as numbers."""
+    if isinstance(wanted, list | set | frozenset | np.ndarray):
+        keys = {axis_key(w) for w in wanted}
+    else:
+        keys = {axis_key(wanted)}
+    return np.fromiter((axis_key(v) in keys for v in column.tolist()), dtype=bool,
+                       count=len(column))
+
+
+class _Record:
+    """Common behaviour of records: a filtered view of the index."""
+
+    _level = ""
+
+    def __init__(self, database: Database, uid: Any):
+        self.database = database
+        self.uid = uid
+
+    @property
+    def _key(self) -> str:
+        return _LEVELS[self._level]
+
+    def _mask(self, table: pd.DataFrame) -> np.ndarray:
+        column = table[self._key]
+        if self.uid is None:
+            return column.isna().to_numpy()
+        return (column == self.uid).to_numpy()
+
+    def table(self) -> pd.DataFrame:
+        """The index rows of this record's frames, one row per frame."""
+        frames = self.database.table()
+        return frames[self._mask(frames)]
+
+    def files(self) -> list[str]:
+        """Absolute paths of the files holding this record's frames, sorted."""
+        root = self.database.path
+        return [os.path.join(root, p) for p in sorted(set(self.table()["path"]))]
+
+    def _ensure(self, names: Sequence[Any]) -> list[str]:
+        paths = set(self.table()["path"])
+        return self.database._index.ensure(names, paths)
+
+    def values(self, tag: str | int) -> list[Any]:
+        """The value of ``tag`` for each frame (None where absent), in index order."""
+        (column,) = self._ensure([tag])
+        return [axis_key(v) for v in self.table()[column].tolist()]
+
+    def unique(self, tag: str | int) -> list[Any]:
+        """Sorted unique values of ``tag`` over the frames (numbers as numbers, None last)."""
+        return sorted_unique(self.values(tag))
+
+    def _first(self, column: str) -> Any:
+        t = self.table()
+        if column not in t.columns or not len(t):
+            return None
+        return axis_key(t[column].iloc[0])
+
+    def __eq__(self, other: object) -> bool:
+        return (type(self) is type(other) and self.uid == other.uid  # type: ignore[attr-defined]
+                and self.database is other.database)  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.uid))
+
+
+class Series(_Record):
+    """One series: the frames sharing a SeriesInstanceUID.
+
+    Examples
+    --------
+    >>> import lazydicom, numpy as np
+    >>> series = lazydicom.zeros((4, 3, 2), {"SliceLocation": [0.0, 5.0]})
+    >>> series.unique("SliceLocation")
+    [0, 5]
+    >>> series.ndarray(("SliceLocation",)).shape
+    (4, 3, 2)
+    """
+
+    _level = "series"
+
+    def __repr__(self) -> str:
+        t = self.table()
+        desc = self._first("SeriesDescription")
+        number = self._first("SeriesNumber")
+        return (f"Series({desc!r}, SeriesNumber={number!r}, frames={len(t)}, "
+                f"files={t['path'].nunique() if len(t) else 0})")
+
+    def study(self) -> Study:
+        """The study this series belongs to."""
+        return Study(self.database, self._first("StudyInstanceUID"))
+
+    def coords(self, dims: Sequence[str | int] | str | int) -> dict[Any, Any]:
+        """Sorted unique coordinate values of each dim.
+
+        Parameters
+        ----------
+        dims : str, int or sequence of them
+            Keywords, tags or derived attributes.
+
+        Returns
+        -------
+        dict
+            ``{dim: values}``; numeric values as a numpy array, others as a list
+            (multi-valued attributes as tuples).
+        """
+        dims = _as_dims(dims)
+        columns = self._ensure(dims)
+        grid = build_grid(self.table(), columns)
+        return {d: _coord_array(v) for d, v in zip(dims, grid.coords)}
+
+    def ndarray(
+        self,
+        dims: Sequence[str | int] | str | int = ("InstanceNumber",),
+        coords: Mapping[Any, Any] | None = None,
+        slice: Mapping[Any, Any] | None = None,
+        *,
+        fill_value: Any = 0,
+        rescale: bool = True,
+        chunks: Any = None,
+    ) -> dask.array.Array:
+        """Return the pixel data as a lazy dask array on a grid of tag values.
+
+        Parameters
+        ----------
+        dims : tuple, optional
+            Dimensions of the result, as DICOM keywords, tags or derived
+            attributes (``FrameNumber``, ``SlicePosition``). Defaults to
+            ``('InstanceNumber',)``.
+        coords : dict, optional
+            ``{dim: values}``: keep the cells with these coordinate values, in
+            the order given. If coords is provided, ``dims`` is ignored.
+        slice : dict, optional
+            ``{dim: indices}``: as coords, but by index into the sorted
+            coordinate values. If slice is provided, ``dims`` is ignored.
+        fill_value : scalar, optional
+            Value of cells that hold no frame (they are not read). Default 0.
+        rescale : bool, optional
+            Apply RescaleSlope/RescaleIntercept. The dtype is float32 when a
+            selected frame has a slope or intercept other than 1/0, else the
+            stored dtype. ``False`` returns stored values.
+        chunks : int, dict or tuple, optional
+            Frames per dask task along the dims. Default one frame per chunk,
+            so any selection reads only the frames it needs; an int such as 64
+            groups frames for faster full reads.
+
+        Returns
+        -------
+        dask.array.Array
+            Shape ``(x, y, *dims)``, plus a trailing axis of 3 for colour data
+            (returned as RGB). ``arr[:, :, k]`` is pydicom's ``pixel_array``
+            of the frame in cell ``k``, transposed. Size 0 when nothing is
+            selected.
+
+        Raises
+        ------
+        DuplicateCellError
+            Two frames fall into one cell (a ValueError naming both files).
+        InconsistentFramesError
+            The selected frames differ in size.
+
+        See Also
+        --------
+        numpy : the same selection, computed into one numpy array quickly.
+        """
+        if coords is not None and slice is not None:
+            raise ValueError("Give coords (by value) or slice (by index), not both")
+        if coords is not None:
+            dims = tuple(coords)
+        elif slice is not None:
+            dims = tuple(slice)
+        dims = _as_dims(dims)
+        columns = self._ensure(dims)
+        by_column = lambda m: None if m is None else {  # noqa: E731
+            resolve(k).column: v for k, v in m.items()}
+        table = self.table()
+        grid = build_grid(table, columns, by_column(coords), by_column(slice))
+        from .graph import build_array, check_frames, frame_refs, result_dtype
+
+        used = np.unique(grid.cells[grid.cells >= 0])
+        refs = frame_refs(table.iloc[used], self.database.path)
+        cells = np.where(grid.cells >= 0, np.searchsorted(used, grid.cells), -1)
+        grid = type(grid)(grid.dims, grid.coords, cells)
+        if refs:
+            frame = check_frames(refs)
+        else:  # nothing selected: take the frame size of the series for the shape
+            all_refs = frame_refs(table.iloc[:1], self.database.path)
+            frame = check_frames(all_refs) if all_refs else (0, 0)
+        dtype = result_dtype(refs or frame_refs(table, self.database.path)[:1],
+                             table, rescale)
+        return build_array(grid, refs, dtype, frame, fill_value=fill_value, rescale=rescale,
+                           chunks=chunks)
+
+    def numpy(
+        self,
+        dims: Sequence[str | int] | str | int = ("InstanceNumber",),
+        coords: Mapping[Any, Any] | None = None,
+        slice: Mapping[Any, Any] | None = None,
+        *,
+        fill_value: Any = 0,
+        rescale: bool = True,
+        chunks: Any = 64,
+        scheduler: str = "threads",
+    ) -> np.ndarray:
+        """Read a selection eagerly into one numpy array, fast.
+
+        Same arguments and values as :meth:`ndarray`, but computed at once into
+        a Fortran-ordered array (where each frame is one contiguous copy),
+        ``chunks`` frames per task.
+
+        Returns
+        -------
+        numpy.ndarray
+            Fortran-ordered; ``np.ascontiguousarray`` gives a C-ordered copy.
+        """
+        import dask.array as da
+
+        arr = self.ndarray(dims, coords, slice, fill_value=fill_value, rescale=rescale,
+                           chunks=chunks)
+        out = np.empty(arr.shape, dtype=arr.dtype, order="F")
+        if arr.size:
+            da.store(arr, out, lock=False, scheduler=scheduler)
+        return out
+
+
+class Study(_Record):
+    """One study: the frames sharing a StudyInstanceUID."""
+
+    _level = "study"
+
+    def __repr__(self) -> str:
+        t = self.table()
+        n = t["SeriesInstanceUID"].nunique(dropna=False) if len(t) else 0
+        return f"Study({self._first('StudyDescription')!r}, series={n}, frames={len(t)})"
+
+    def series(self, where: Mapping[Any, Any] | None = None, **filters: Any) -> list[Series]:
+        """Series of this study, optionally filtered (see :meth:`Database.series`)."""
+        return self.database.series(where, StudyInstanceUID=self.uid, **filters)
+
+
+class Patient(_Record):
+    """One patient: the frames sharing a PatientID."""
+
+    _level = "patient"
+
+    def __repr__(self) -> str:
+        t = self.table()
+        n = t["StudyInstanceUID"].nunique(dropna=False) if len(t) else 0
+        return f"Patient({self.uid!r}, name={self._first('PatientName')!r}, studies={n})"
+
+    def studies(self, where: Mapping[Any, Any] | None = None, **filters: Any) -> list[Study]:
+        """Studies of this patient."""
+        return self.database.studies(where, PatientID=self.uid, **filters)
+
+    def series(self, where: Mapping[Any, Any] | None = None, **filters: Any) -> list[Series]:
+        """Series of this patient."""
+        return self.database.series(where, PatientID=self.uid, **filters)
+
+
+class Database:
+    """A folder of DICOM files, indexed. Create with :func:`lazydicom.open`.
+
+    Examples
+    --------
+    >>> import lazydicom, tempfile
+    >>> db = lazydicom.open(tempfile.mkdtemp())
+    >>> db.series()
+    []
+    """
+
+    def __init__(self, index: Index):
+        self._index = index
+
+    @property
+    def path(self) -> str:
+        """The folder of the database."""
+        return str(self._index.root)
+
+    def __repr__(self) -> str:
+        t = self.table()
+        n = t["SeriesInstanceUID"].nunique() if len(t) else 0
+        return f"Database({self.path!r}, series={n}, frames={len(t)})"
+
+    def refresh(self, *, progress: bool | None = None) -> dict[str, int]:
+        """Re-read new and changed files, drop removed ones. Returns counts."""
+        return self._index.refresh(progress=progress)
+
+    def table(self) -> pd.DataFrame:
+        """The index: one row per frame (objects without pixel data excluded)."""
+        t = self._index.table
+        if not len(t):
+            return t
+        return t[t["IsImage"].astype(bool).to_numpy()]
+
+    def objects(self) -> pd.DataFrame:
+        """Indexed DICOM objects without pixel data (presentation states, raw data, SR...)."""
+        t = self._index.table
+        if not len(t):
+            return t
+        return t[~t["IsImage"].astype(bool).to_numpy()]
+
+    def skipped(self) -> pd.DataFrame:
+        """Files under the folder that are not indexed, with the reason."""
+        return self._index.skipped.copy()
+
+    def _select(self, level: str, where: Mapping[Any, Any] | None, filters: dict) -> list:
+        conditions = dict(where or {})
+        conditions.update(filters)
+        table = self.table()
+        if conditions and len(table):
+            columns = self._index.ensure(list(conditions))
+            table = self.table()
+            mask = np.ones(len(table), dtype=bool)
+            for column, wanted in zip(columns, conditions.values()):
+                mask &= _matches(table[column], wanted)
+            table = table[mask]
+        key = _LEVELS[level]
+        if not len(table):
+            return []
+        cls = {"patient": Patient, "study": Study, "series": Series}[level]
+        uids = pd.unique(table[key])
+        return [cls(self, None if pd.isna(u) else u) for u in uids]
+
+    def patients(self, where: Mapping[Any, Any] | None = None, **filters: Any) -> list[Patient]:
+        """Patients, optionally filtered by attribute values (see :meth:`series`)."""
+        return self._select("patient", where, filters)
+
+    def studies(self, where: Mapping[Any, Any] | None = None, **filters: Any) -> list[Study]:
+        """Studies, optionally filtered by attribute values (see :meth:`series`)."""
+        return self._select("study", where, filters)
+
+    def series(self, where: Mapping[Any, Any] | None = None, **filters: Any) -> list[Series]:
+        """Series holding at least one frame that matches every filter.
+
+        Parameters
+        ----------
+        where : dict, optional
+            ``{keyword or tag: value}``; for tags that are not Python names,
+            e.g. ``{"(2005,100E)": 0.5}``.
+        **filters
+            ``keyword=value``; a list value matches any of its values.
+            Numbers compare as numbers.
+
+        Examples
+        --------
+        >>> import lazydicom
+        >>> s = lazydicom.zeros((2, 2, 1), SeriesDescription="ax 5 flip")
+        >>> db = lazydicom.open(s.database.path)
+        >>> db.series(SeriesDescription="ax 5 flip") == [s]
+        False
+        >>> len(db.series(SeriesDescription="ax 5 flip"))
+        1
+        """
+        return self._select("series", where, filters)
+
+
+def _as_dims(dims: Any) -> tuple:
+    if isinstance(dims, str | int):
+        return (dims,)
+    return tuple(dims)
+
+
+def _coord_array(values: Sequence[Any]) -> Any:
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return np.asarray(values)
+    return list(values)
+
+
+def open_database(
+    path: str | os.PathLike,
+    *,
+    index_path: str | os.PathLike | None = None,
+    progress: bool | None = None,
+    workers: int | None = None,
+) -> Database:
+    """Open a folder of DICOM files; index or refresh its headers.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The folder. Nested folders are walked; files need no extension.
+    index_path : str or PathLike, optional
+        Folder for the index. Default ``path/.lazydicom``, or a user cache
+        folder when ``path`` is read-only.
+    progress : bool, optional
+        Show a progress bar; default only on a terminal.
+    workers : int, optional
+        Processes reading headers; default the number of cores.
+
+    Returns
+    -------
+    Database
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    """
+    index = Index(path, index_path)
+    index.refresh(progress=progress, workers=workers)
+    return Database(index)

@@ -1,0 +1,77 @@
+"""Walk a folder and list its files with size and modification time.
+
+The scan only stats files; it never opens one. Its output is what the index
+compares against to decide which headers to (re-)read.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DatabaseNotFoundError
+
+__all__ = ["FileStat", "scan_folder", "INDEX_DIRNAME"]
+
+#: Hidden folder beside the data where lazydicom keeps its index and cache.
+INDEX_DIRNAME = ".lazydicom"
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    """One file found by the scan: path relative to the root (POSIX), size, mtime (ns)."""
+
+    path: str
+    size: int
+    mtime: int
+
+
+def scan_folder(root: str | os.PathLike) -> list[FileStat]:
+    """List every regular file under ``root``, recursively, in sorted order.
+
+    Hidden folders of lazydicom (``.lazydicom``) are skipped, as are symbolic
+    links to folders (which could loop). Files may have any name and extension.
+
+    Parameters
+    ----------
+    root : str or PathLike
+        The folder to walk.
+
+    Returns
+    -------
+    list of FileStat
+
+    Raises
+    ------
+    DatabaseNotFoundError
+        If ``root`` does not exist (a ``FileNotFoundError``).
+    NotADirectoryError
+        If ``root`` is a file.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DatabaseNotFoundError(f"No such folder: {str(root)!r}")
+    if not root.is_dir():
+        raise NotADirectoryError(f"lazydicom.open expects a folder, {str(root)!r} is a file")
+    found: list[FileStat] = []
+    stack = [(str(root), "")]
+    while stack:
+        folder, rel = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue  # an unreadable sub-folder is not fatal; its files are not listed
+        for entry in entries:
+            name = entry.name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if name != INDEX_DIRNAME:
+                        stack.append((entry.path, f"{rel}{name}/"))
+                elif entry.is_file():
+                    st = entry.stat()
+                    found.append(FileStat(f"{rel}{name}", st.st_size, st.st_mtime_ns))
+            except OSError:
+                continue  # vanished while scanning
+    found.sort(key=lambda f: f.path)
+    return found
