@@ -285,6 +285,12 @@ class Index:
         on_disk = {f.path for f in files}
         todo = [f for f in files if known.get(f.path) != (f.size, f.mtime)]
         removed = set(known) - on_disk
+        return self._apply(todo, removed, progress=progress, workers=workers, known=known)
+
+    def _apply(self, todo: list[FileStat], removed: set[str], *, progress: bool | None,
+               workers: int | None, known: dict | None = None) -> dict:
+        """Read ``todo``, drop ``removed`` and stale rows, save; return counts."""
+        known = self._known() if known is None else known
         stale = removed | {f.path for f in todo if f.path in known}
         counts = {"added": sum(f.path not in known for f in todo),
                   "changed": sum(f.path in known for f in todo),
@@ -317,6 +323,24 @@ class Index:
         if skipped:
             _warn_skipped(skipped)
         return counts
+
+    def update_files(self, paths: Iterable[str | os.PathLike]) -> dict:
+        """Re-read only ``paths`` (absolute or relative to the root), e.g. files just written.
+
+        Faster than :meth:`refresh` for a known set of files: the folder is not walked.
+        """
+        stats = []
+        gone = set()
+        for p in paths:
+            p = Path(p)
+            rel = (p if not p.is_absolute() else p.relative_to(self.root)).as_posix()
+            try:
+                st = (self.root / rel).stat()
+            except FileNotFoundError:
+                gone.add(rel)
+                continue
+            stats.append(FileStat(rel, st.st_size, st.st_mtime_ns))
+        return self._apply(stats, gone, progress=False, workers=1)
 
     # -- on-demand columns ---------------------------------------------------------
 

@@ -1,0 +1,134 @@
+"""The ``lazydicom`` command line.
+
+``lazydicom index FOLDER`` builds or refreshes the index of a folder and
+prints its patients, studies and series, with the attributes that vary within
+each series (candidates for ``dims``) and the files that were skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+
+import pandas as pd
+
+from . import __version__
+from .errors import LazyDicomError, SkippedFilesWarning
+
+__all__ = ["main"]
+
+# Attributes worth suggesting as dims when they vary within a series.
+_DIM_HINTS = (
+    "SliceLocation", "SlicePosition", "InStackPositionNumber", "FlipAngle", "RepetitionTime",
+    "EchoTime", "EffectiveEchoTime", "InversionTime", "DiffusionBValue", "TriggerTime",
+    "TemporalPositionIdentifier", "TemporalPositionIndex", "AcquisitionTime", "EchoNumbers",
+    "ComplexImageComponent", "ImageType", "StackID", "AcquisitionNumber", "InstanceNumber",
+    "FrameNumber", "ImageOrientationPatient",
+)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def varying(table: pd.DataFrame) -> list[str]:
+    """Attributes from :data:`_DIM_HINTS` that take more than one value in ``table``."""
+    from .grid import axis_key
+
+    out = []
+    for col in _DIM_HINTS:
+        if col in table.columns:
+            n = len({axis_key(v) for v in table[col].tolist()})
+            if n > 1:
+                out.append(f"{col}({n})")
+    return out
+
+
+def _print_tree(db, out) -> None:
+    table = db.table()
+    if not len(table):
+        print("No image frames found.", file=out)
+    sizes = table.drop_duplicates("path")
+    for pid, patient in table.groupby("PatientID", dropna=False, sort=True):
+        name = patient["PatientName"].iloc[0]
+        print(f"Patient {pid!r} ({name})", file=out)
+        for _, study in patient.groupby("StudyInstanceUID", dropna=False, sort=False):
+            print(f"  Study {study['StudyDescription'].iloc[0]!r} "
+                  f"{study['StudyDate'].iloc[0] or ''}", file=out)
+            for uid, series in study.groupby("SeriesInstanceUID", dropna=False, sort=False):
+                nbytes = sizes[sizes["SeriesInstanceUID"] == uid]["size"].sum()
+                rows, cols = series["Rows"].iloc[0], series["Columns"].iloc[0]
+                hint = ", ".join(varying(series)) or "-"
+                print(
+                    f"    Series {series['SeriesNumber'].iloc[0]!s:>4} "
+                    f"{series['SeriesDescription'].iloc[0]!r} {series['Modality'].iloc[0]}: "
+                    f"{len(series)} frames in {series['path'].nunique()} files "
+                    f"({_size(nbytes)}), {int(rows)}x{int(cols)}; varies: {hint}",
+                    file=out,
+                )
+    objects = db.objects()
+    if len(objects):
+        print(f"\n{len(objects)} object(s) without pixel data (not frames):", file=out)
+        for _, row in objects.iterrows():
+            print(f"  {row['path']!r}: {row['Modality']} {row['SOPClassUID']}", file=out)
+    skipped = db.skipped()
+    if len(skipped):
+        print(f"\n{len(skipped)} file(s) skipped:", file=out)
+        for _, row in skipped.iterrows():
+            print(f"  {row['path']!r}: {row['reason']}", file=out)
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from .records import open_database
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedFilesWarning)  # listed in the report instead
+        db = open_database(args.folder, index_path=args.index, progress=not args.quiet and None)
+    _print_tree(db, sys.stdout)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lazydicom",
+        description="Index folders of DICOM files and extract N-D arrays sorted on DICOM tags.",
+    )
+    parser.add_argument("--version", action="version", version=f"lazydicom {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser(
+        "index",
+        help="build or refresh the index of a folder and print its series",
+        description="Build or refresh the index of FOLDER (only new or changed files are "
+        "read) and print patients, studies and series with frame counts, sizes and the "
+        "attributes that vary within each series (hints for dims). Skipped files are listed.",
+    )
+    p.add_argument("folder", help="folder of DICOM files (walked recursively)")
+    p.add_argument("--index", metavar="DIR", default=None,
+                   help="keep the index in DIR instead of FOLDER/.lazydicom")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_index)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (LazyDicomError, FileNotFoundError, NotADirectoryError) as exc:
+        print(f"lazydicom: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
