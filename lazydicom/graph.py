@@ -34,58 +34,54 @@ from .pixels import FrameRef, frame_shape, read_frame, stored_dtype
 __all__ = ["frame_refs", "result_dtype", "build_array", "read_block"]
 
 
-def _int(value: Any, default: int) -> int:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return default
-    return int(value)
+_REF_COLUMNS = (
+    # (index column, FrameRef field, default when absent)
+    ("FrameNumber", "index", 1), ("NumberOfFrames", "number_of_frames", 1),
+    ("PixelDataOffset", "pixel_offset", -1), ("FrameOffset", "frame_offset", -1),
+    ("FrameLength", "frame_length", -1), ("Rows", "rows", 0), ("Columns", "columns", 0),
+    ("SamplesPerPixel", "samples_per_pixel", 1), ("BitsAllocated", "bits_allocated", 16),
+    ("BitsStored", "bits_stored", -1), ("PixelRepresentation", "pixel_representation", 0),
+    ("PlanarConfiguration", "planar_configuration", 0), ("size", "size", -1),
+    ("mtime", "mtime", -1),
+)
 
 
-def _float(value: Any, default: float) -> float:
-    if value is None:
-        return default
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return default
-    return default if np.isnan(f) else f
+def _int_column(table: pd.DataFrame, column: str, default: int) -> list[int]:
+    if column not in table.columns:
+        return [default] * len(table)
+    values = pd.to_numeric(table[column], errors="coerce").fillna(default)
+    return values.astype(np.int64).tolist()
+
+
+def _float_column(table: pd.DataFrame, column: str, default: float) -> list[float]:
+    if column not in table.columns:
+        return [default] * len(table)
+    values = pd.to_numeric(table[column], errors="coerce").fillna(default)
+    return values.astype(np.float64).tolist()
 
 
 def frame_refs(table: pd.DataFrame, root: str) -> list[FrameRef]:
     """A :class:`FrameRef` per row of an index table (image rows only)."""
-    refs = []
-    cols = table.columns
-    get = {c: table[c].tolist() for c in (
-        "path", "FrameNumber", "NumberOfFrames", "PixelDataOffset", "FrameOffset", "FrameLength",
-        "TransferSyntaxUID", "Rows", "Columns", "SamplesPerPixel", "BitsAllocated",
-        "BitsStored", "PixelRepresentation", "PhotometricInterpretation",
-        "PlanarConfiguration", "RescaleSlope", "RescaleIntercept", "size", "mtime",
-    ) if c in cols}
     n = len(table)
-    none = [None] * n
-    for i in range(n):
-        bits = _int(get["BitsAllocated"][i], 16)
-        refs.append(FrameRef(
-            path=f"{root}/{get['path'][i]}",
-            index=_int(get["FrameNumber"][i], 1) - 1,
-            number_of_frames=_int(get.get("NumberOfFrames", none)[i], 1),
-            pixel_offset=_int(get["PixelDataOffset"][i], -1),
-            frame_offset=_int(get["FrameOffset"][i], -1),
-            frame_length=_int(get["FrameLength"][i], -1),
-            transfer_syntax=str(get["TransferSyntaxUID"][i]),
-            rows=_int(get["Rows"][i], 0),
-            columns=_int(get["Columns"][i], 0),
-            samples_per_pixel=_int(get.get("SamplesPerPixel", none)[i], 1),
-            bits_allocated=bits,
-            bits_stored=_int(get.get("BitsStored", none)[i], bits),
-            pixel_representation=_int(get.get("PixelRepresentation", none)[i], 0),
-            photometric=str(get.get("PhotometricInterpretation", none)[i] or "MONOCHROME2"),
-            planar_configuration=_int(get.get("PlanarConfiguration", none)[i], 0),
-            slope=_float(get.get("RescaleSlope", none)[i], 1.0),
-            intercept=_float(get.get("RescaleIntercept", none)[i], 0.0),
-            size=_int(get["size"][i], -1),
-            mtime=_int(get["mtime"][i], -1),
-        ))
-    return refs
+    ints = {field: _int_column(table, col, d) for col, field, d in _REF_COLUMNS}
+    ints["index"] = [i - 1 for i in ints["index"]]
+    bits = ints["bits_allocated"]
+    ints["bits_stored"] = [b if s < 0 else s for s, b in zip(ints["bits_stored"], bits)]
+    photometric = (table["PhotometricInterpretation"].fillna("MONOCHROME2").astype(str).tolist()
+                   if "PhotometricInterpretation" in table.columns else ["MONOCHROME2"] * n)
+    paths = [f"{root}/{p}" for p in table["path"].tolist()]
+    syntax = table["TransferSyntaxUID"].astype(str).tolist()
+    slope = _float_column(table, "RescaleSlope", 1.0)
+    intercept = _float_column(table, "RescaleIntercept", 0.0)
+    return [
+        FrameRef(paths[i], ints["index"][i], ints["number_of_frames"][i],
+                 ints["pixel_offset"][i], ints["frame_offset"][i], ints["frame_length"][i],
+                 syntax[i], ints["rows"][i], ints["columns"][i], ints["samples_per_pixel"][i],
+                 bits[i], ints["bits_stored"][i], ints["pixel_representation"][i],
+                 photometric[i], ints["planar_configuration"][i], slope[i], intercept[i],
+                 ints["size"][i], ints["mtime"][i])
+        for i in range(n)
+    ]
 
 
 def result_dtype(refs: Sequence[FrameRef], table: pd.DataFrame | None, rescale: bool) -> np.dtype:
@@ -131,12 +127,15 @@ def read_block(
     dtype: np.dtype,
     fill_value: Any,
     rescale: bool,
+    cache: Any = None,
 ) -> np.ndarray:
     """Task: read the frames of one block (``None`` for empty cells) into an array.
 
     The block is ``(x, y, *dims[, 3])`` in Fortran order, frames in F order over
-    the dims, so each transposed frame lands as one contiguous copy.
+    the dims, so each transposed frame lands as one contiguous copy. ``cache``
+    is an optional :class:`~lazydicom.cache.FrameCache` that frames are read through.
     """
+    read_frame = _reader(cache)
     grid_shape = block_shape[2 : len(block_shape) - (frame_dims - 2)]
     colour = frame_dims == 3
     if colour:
@@ -156,6 +155,11 @@ def read_block(
         else:
             frames[:, :, flat] = read_frame(ref, rescale)
     return out
+
+
+def _reader(cache: Any):
+    """``read_frame``, or the cache's read-through equivalent."""
+    return read_frame if cache is None else cache.read
 
 
 def fill_block(block_shape: tuple[int, ...], dtype: np.dtype, fill_value: Any) -> np.ndarray:
@@ -200,10 +204,13 @@ def build_array(
     fill_value: Any = 0,
     rescale: bool = True,
     chunks: Any = None,
+    cache: Any = None,
 ) -> Array:
     """A dask array of shape ``(x, y, *grid.shape[, 3])`` reading the grid's frames.
 
     ``refs[i]`` is the frame of table position ``i`` as used in ``grid.cells``.
+    ``cache`` (a picklable :class:`~lazydicom.cache.FrameCache`) is passed to
+    every read task.
     """
     colour = len(frame) == 3
     shape = grid.shape
@@ -211,26 +218,48 @@ def build_array(
     all_chunks = ((frame[0],), (frame[1],), *cchunks) + (((3,),) if colour else ())
     if 0 in shape:
         return _empty(all_chunks, dtype)
-    starts = [np.cumsum((0,) + c) for c in cchunks]
-    token = tokenize(
-        [(r.path, r.index, r.size, r.mtime, r.frame_offset) for r in refs],
-        grid.cells, dtype.str, fill_value, rescale, cchunks, frame,
-    )
-    name = f"lazydicom-{token}"
+    name = f"lazydicom-{_token(grid, refs, dtype, fill_value, rescale, cchunks, frame)}"
+    extra = (0,) if colour else ()
     dsk: dict = {}
-    for block in np.ndindex(*(len(c) for c in cchunks)):
-        sl = tuple(slice(int(s[b]), int(s[b + 1])) for s, b in zip(starts, block))
-        cells = grid.cells[sl]
-        bshape = (frame[0], frame[1], *cells.shape) + ((3,) if colour else ())
-        key = (name, 0, 0, *block) + ((0,) if colour else ())
-        flat = cells.reshape(-1, order="F")
-        if (flat < 0).all():
-            dsk[key] = (fill_block, bshape, dtype, fill_value)
-        else:
-            block_refs = tuple(None if c < 0 else refs[c] for c in flat.tolist())
-            dsk[key] = (read_block, block_refs, bshape, len(frame), dtype, fill_value, rescale)
+    if all(n == 1 for c in cchunks for n in c):
+        # one frame per chunk (the default): block index == cell index
+        bshape = (frame[0], frame[1], *(1,) * len(shape)) + ((3,) if colour else ())
+        for block, c in zip(np.ndindex(*shape), grid.cells.reshape(-1).tolist()):
+            key = (name, 0, 0, *block, *extra)
+            if c < 0:
+                dsk[key] = (fill_block, bshape, dtype, fill_value)
+            else:
+                dsk[key] = (read_block, (refs[c],), bshape, len(frame), dtype, fill_value,
+                            rescale, cache)
+    else:
+        starts = [np.cumsum((0,) + c) for c in cchunks]
+        for block in np.ndindex(*(len(c) for c in cchunks)):
+            sl = tuple(slice(int(s[b]), int(s[b + 1])) for s, b in zip(starts, block))
+            cells = grid.cells[sl]
+            bshape = (frame[0], frame[1], *cells.shape) + ((3,) if colour else ())
+            key = (name, 0, 0, *block, *extra)
+            flat = cells.reshape(-1, order="F").tolist()
+            if all(c < 0 for c in flat):
+                dsk[key] = (fill_block, bshape, dtype, fill_value)
+            else:
+                block_refs = tuple(None if c < 0 else refs[c] for c in flat)
+                dsk[key] = (read_block, block_refs, bshape, len(frame), dtype, fill_value,
+                            rescale, cache)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
     return Array(graph, name, all_chunks, dtype=dtype)
+
+
+def _token(grid: Grid, refs: Sequence[FrameRef], *args: Any) -> str:
+    """Deterministic token of what determines the array: files, versions, placement."""
+    import hashlib
+
+    h = hashlib.sha1()
+    h.update("\0".join(r.path for r in refs).encode())
+    h.update(np.array([(r.index, r.size, r.mtime, r.frame_offset, r.pixel_offset)
+                       for r in refs], dtype=np.int64).tobytes())
+    h.update(np.array([(r.slope, r.intercept) for r in refs], dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(grid.cells).tobytes())
+    return tokenize(h.hexdigest(), grid.shape, *[str(a) for a in args])
 
 
 def _empty(chunks, dtype) -> Array:
@@ -238,3 +267,53 @@ def _empty(chunks, dtype) -> Array:
 
     shape = tuple(sum(c) for c in chunks)
     return da.zeros(shape, dtype=dtype, chunks=tuple(c if sum(c) else (0,) for c in chunks))
+
+
+def _fill_frames(target: np.ndarray, positions: Sequence[int], refs: Sequence[FrameRef | None],
+                 fill_value: Any, rescale: bool, cache: Any = None) -> None:
+    read_frame = _reader(cache)
+    for pos, ref in zip(positions, refs):
+        target[:, :, pos] = fill_value if ref is None else read_frame(ref, rescale)
+
+
+def read_into(
+    out: np.ndarray,
+    grid: Grid,
+    refs: Sequence[FrameRef],
+    *,
+    fill_value: Any = 0,
+    rescale: bool = True,
+    frames_per_task: int = 64,
+    scheduler: str = "threads",
+    cache: Any = None,
+) -> np.ndarray:
+    """Read the grid's frames straight into ``out``, a Fortran-ordered numpy array.
+
+    The eager fast path: every frame is copied once, into its contiguous slot,
+    by tasks of ``frames_per_task`` frames run on dask's threaded (or
+    synchronous) scheduler. Nothing is assembled by dask.
+    """
+    import functools
+
+    from dask.local import get_sync
+    from dask.threaded import get as get_threaded
+
+    if not out.flags.f_contiguous:
+        raise ValueError("read_into needs a Fortran-ordered array (np.empty(..., order='F'))")
+    if out.size == 0:
+        return out
+    tail = out.shape[2 + len(grid.shape):]
+    target = out.reshape(out.shape[0], out.shape[1], -1, *tail, order="F")
+    flat = grid.cells.reshape(-1, order="F").tolist()
+    task = functools.partial(_fill_frames, target)
+    step = max(1, int(frames_per_task))
+    dsk = {}
+    for start in range(0, len(flat), step):
+        cells = flat[start:start + step]
+        dsk[("lazydicom-fill", start)] = (
+            task, list(range(start, start + len(cells))),
+            [None if c < 0 else refs[c] for c in cells], fill_value, rescale, cache,
+        )
+    get = get_sync if scheduler in ("sync", "synchronous", "single-threaded") else get_threaded
+    get(dsk, list(dsk))
+    return out

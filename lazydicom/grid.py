@@ -108,6 +108,17 @@ class Grid:
         return int(self.cells.size)
 
 
+def _keys(column: pd.Series) -> tuple[list[Any], list[Any]]:
+    """Key of every value in a column and the sorted unique keys."""
+    if column.dtype.kind in "iuf" and not column.isna().any():
+        # numeric column: np.unique is ~20x faster than keying value by value
+        uniq, inverse = np.unique(column.to_numpy(), return_inverse=True)
+        values = [axis_key(u) for u in uniq.tolist()]
+        return [values[i] for i in inverse.reshape(-1).tolist()], values
+    keys = [axis_key(v) for v in column.tolist()]
+    return keys, sorted(set(keys), key=_order)
+
+
 def _select_axis(values: list[Any], coords: Any, name: str, by_index: bool) -> list[Any]:
     """The axis values kept by a coords (by value) or slice (by index) entry."""
     if coords is None:
@@ -166,8 +177,7 @@ def build_grid(
     positions: list[np.ndarray] = []
     keep = np.ones(len(table), dtype=bool)
     for dim in dims:
-        keys = [axis_key(v) for v in table[dim].tolist()]
-        values = sorted(set(keys), key=_order)
+        keys, values = _keys(table[dim])
         if coords is not None:
             values = _select_axis(values, coords.get(dim), dim, by_index=False)
         elif slice is not None:

@@ -94,8 +94,11 @@ def _fast_native(ref: FrameRef) -> bool:
 
 def _read_native(ref: FrameRef) -> np.ndarray:
     """One positioned read of the frame's bytes, viewed as (rows, cols[, samples])."""
-    with open(ref.path, "rb", buffering=0) as f:
-        data = os.pread(f.fileno(), ref.frame_length, ref.frame_offset)
+    fd = os.open(ref.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        data = os.pread(fd, ref.frame_length, ref.frame_offset)
+    finally:
+        os.close(fd)
     if len(data) != ref.frame_length:
         raise FrameReadError(
             f"{ref.path!r} is shorter than indexed: frame {ref.index + 1} needs "
@@ -151,7 +154,7 @@ def _read_decoded(ref: FrameRef) -> np.ndarray:
             f"(file {ref.path!r})"
         ) from None
     if not decoder.is_available:
-        missing = "; ".join(f"{k}: {', '.join(v)}" for k, v in decoder.missing_dependencies)
+        missing = "; ".join(str(m) for m in decoder.missing_dependencies)
         raise MissingDecoderError(
             f"Cannot decode {ref.path!r}: no plugin for {decoder.UID.name} is installed "
             f"({missing}). Install lazydicom's codecs extra: pip install 'lazydicom[codecs]'"
@@ -213,7 +216,7 @@ def read_frame(ref: FrameRef, rescale: bool = True) -> np.ndarray:
 
         arr = apply_color_lut(arr, _palette(ref.path, ref.mtime))
     if rescale and (ref.slope != 1 or ref.intercept != 0):
-        arr = arr.astype(np.float32)
-        arr *= np.float32(ref.slope)
-        arr += np.float32(ref.intercept)
+        # in float64, then rounded once: float32 arithmetic loses digits when a
+        # large intercept nearly cancels stored * slope (Philips B0 maps)
+        arr = (arr * ref.slope + ref.intercept).astype(np.float32)
     return arr.swapaxes(0, 1)

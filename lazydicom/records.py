@@ -135,8 +135,37 @@ class Series(_Record):
         """
         dims = _as_dims(dims)
         columns = self._ensure(dims)
-        grid = build_grid(self.table(), columns)
-        return {d: _coord_array(v) for d, v in zip(dims, grid.coords)}
+        table = self.table()
+        return {d: _coord_array(sorted_unique(table[c].tolist())) for d, c in zip(dims, columns)}
+
+    def _plan(self, dims, coords, slice, rescale):
+        """Grid, frame refs (indexed by grid cells), dtype and frame shape of a selection."""
+        if coords is not None and slice is not None:
+            raise ValueError("Give coords (by value) or slice (by index), not both")
+        if coords is not None:
+            dims = tuple(coords)
+        elif slice is not None:
+            dims = tuple(slice)
+        dims = _as_dims(dims)
+        columns = self._ensure(dims)
+        by_column = lambda m: None if m is None else {  # noqa: E731
+            resolve(k).column: v for k, v in m.items()}
+        table = self.table()
+        grid = build_grid(table, columns, by_column(coords), by_column(slice))
+        from .graph import check_frames, frame_refs, result_dtype
+
+        used = np.unique(grid.cells[grid.cells >= 0])
+        refs = frame_refs(table.iloc[used], self.database.path)
+        cells = np.where(grid.cells >= 0, np.searchsorted(used, grid.cells), -1)
+        grid = type(grid)(grid.dims, grid.coords, cells)
+        if refs:
+            frame = check_frames(refs)
+        else:  # nothing selected: take the frame size of the series for the shape
+            all_refs = frame_refs(table.iloc[:1], self.database.path)
+            frame = check_frames(all_refs) if all_refs else (0, 0)
+        dtype = result_dtype(refs or frame_refs(table.iloc[:1], self.database.path),
+                             table, rescale)
+        return grid, refs, dtype, frame
 
     def ndarray(
         self,
@@ -192,33 +221,11 @@ class Series(_Record):
         --------
         numpy : the same selection, computed into one numpy array quickly.
         """
-        if coords is not None and slice is not None:
-            raise ValueError("Give coords (by value) or slice (by index), not both")
-        if coords is not None:
-            dims = tuple(coords)
-        elif slice is not None:
-            dims = tuple(slice)
-        dims = _as_dims(dims)
-        columns = self._ensure(dims)
-        by_column = lambda m: None if m is None else {  # noqa: E731
-            resolve(k).column: v for k, v in m.items()}
-        table = self.table()
-        grid = build_grid(table, columns, by_column(coords), by_column(slice))
-        from .graph import build_array, check_frames, frame_refs, result_dtype
+        from .graph import build_array
 
-        used = np.unique(grid.cells[grid.cells >= 0])
-        refs = frame_refs(table.iloc[used], self.database.path)
-        cells = np.where(grid.cells >= 0, np.searchsorted(used, grid.cells), -1)
-        grid = type(grid)(grid.dims, grid.coords, cells)
-        if refs:
-            frame = check_frames(refs)
-        else:  # nothing selected: take the frame size of the series for the shape
-            all_refs = frame_refs(table.iloc[:1], self.database.path)
-            frame = check_frames(all_refs) if all_refs else (0, 0)
-        dtype = result_dtype(refs or frame_refs(table, self.database.path)[:1],
-                             table, rescale)
+        grid, refs, dtype, frame = self._plan(dims, coords, slice, rescale)
         return build_array(grid, refs, dtype, frame, fill_value=fill_value, rescale=rescale,
-                           chunks=chunks)
+                           chunks=chunks, cache=self.database.cache)
 
     def numpy(
         self,
@@ -228,28 +235,56 @@ class Series(_Record):
         *,
         fill_value: Any = 0,
         rescale: bool = True,
-        chunks: Any = 64,
+        frames_per_task: int = 64,
         scheduler: str = "threads",
     ) -> np.ndarray:
         """Read a selection eagerly into one numpy array, fast.
 
-        Same arguments and values as :meth:`ndarray`, but computed at once into
-        a Fortran-ordered array (where each frame is one contiguous copy),
-        ``chunks`` frames per task.
+        Same arguments and values as :meth:`ndarray`, but read at once, each
+        frame copied straight into its slot of a Fortran-ordered array (where a
+        transposed frame is contiguous), ``frames_per_task`` frames per task on
+        dask's threaded scheduler (``scheduler="sync"`` for one thread).
+        ``series.ndarray(...).compute()`` gives the same values, slower: dask
+        assembles its result in C order, scattering every pixel.
 
         Returns
         -------
         numpy.ndarray
             Fortran-ordered; ``np.ascontiguousarray`` gives a C-ordered copy.
         """
-        import dask.array as da
+        from .graph import read_into
 
-        arr = self.ndarray(dims, coords, slice, fill_value=fill_value, rescale=rescale,
-                           chunks=chunks)
-        out = np.empty(arr.shape, dtype=arr.dtype, order="F")
-        if arr.size:
-            da.store(arr, out, lock=False, scheduler=scheduler)
-        return out
+        plan = self._plan(dims, coords, slice, rescale)
+        grid, refs, dtype, frame = plan
+        out = np.empty(frame[:2] + grid.shape + frame[2:], dtype=dtype, order="F")
+        return read_into(out, grid, refs, fill_value=fill_value, rescale=rescale,
+                         frames_per_task=frames_per_task, scheduler=scheduler,
+                         cache=self.database.cache)
+
+    def xarray(self, dims: Sequence[str | int] | str | int = ("InstanceNumber",),
+               coords: Mapping[Any, Any] | None = None, slice: Mapping[Any, Any] | None = None,
+               **kwargs: Any) -> Any:
+        """A lazy :class:`xarray.DataArray` of :meth:`ndarray`, labelled with the grid.
+
+        Dims ``("x", "y", *dims)``, a coordinate per dim with its values, and the
+        series' attributes (PixelSpacing, ImageOrientationPatient, units...).
+        See :func:`lazydicom.extract.to_xarray`; needs the ``xarray`` extra.
+        """
+        from .extract import to_xarray
+
+        return to_xarray(self, dims, coords, slice, **kwargs)
+
+    def to_zarr(self, store: Any, dims: Sequence[str | int] | str | int = ("InstanceNumber",),
+                coords: Mapping[Any, Any] | None = None, slice: Mapping[Any, Any] | None = None,
+                **kwargs: Any) -> Any:
+        """Write :meth:`xarray` to a zarr store that ``xarray.open_zarr`` opens.
+
+        Chunk-aligned and written in parallel (on dask.distributed too).
+        See :func:`lazydicom.extract.to_zarr`.
+        """
+        from .extract import to_zarr
+
+        return to_zarr(self, store, dims, coords, slice, **kwargs)
 
 
 class Study(_Record):
@@ -297,8 +332,10 @@ class Database:
     []
     """
 
-    def __init__(self, index: Index):
+    def __init__(self, index: Index, cache: Any = None):
         self._index = index
+        #: The :class:`~lazydicom.cache.FrameCache` frames are read through, or None.
+        self.cache = cache
 
     @property
     def path(self) -> str:
@@ -401,6 +438,7 @@ def open_database(
     index_path: str | os.PathLike | None = None,
     progress: bool | None = None,
     workers: int | None = None,
+    cache: Any = None,
 ) -> Database:
     """Open a folder of DICOM files; index or refresh its headers.
 
@@ -415,6 +453,11 @@ def open_database(
         Show a progress bar; default only on a terminal.
     workers : int, optional
         Processes reading headers; default the number of cores.
+    cache : bool, str, PathLike, zarr store or FrameCache, optional
+        Keep decoded frames in a zarr store and read them from there
+        afterwards (see :mod:`lazydicom.cache`). ``True``: ``cache.zarr``
+        beside the index. Compressed frames only, unless a
+        ``FrameCache(..., native=True)`` is given. Default: no cache.
 
     Returns
     -------
@@ -427,4 +470,8 @@ def open_database(
     """
     index = Index(path, index_path)
     index.refresh(progress=progress, workers=workers)
-    return Database(index)
+    if cache is not None and cache is not False:
+        from .cache import open_cache
+
+        cache = open_cache(cache, index.location / "cache.zarr")
+    return Database(index, cache or None)

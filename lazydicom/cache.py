@@ -1,0 +1,402 @@
+"""The frame cache: decoded frames kept in a zarr store, read-through and write-through.
+
+Decoding a compressed frame costs tens of milliseconds; reading it back from
+the cache costs a fraction of one. :class:`FrameCache` is a small picklable
+handle (a store path, or a zarr store object, and a few options) that every
+read task carries; each process opens the store itself on first use.
+
+Layout. The cache is a zarr v3 group (``zarr.open_group(path)`` browses it)
+with one array per frame, at ``<key[:2]>/<key>``. The key is a hash of the
+frame's file path, frame number, file size and modification time (ns), so it
+does not depend on the dims or selection that asked for the frame, and any
+later array of any shape reuses it; a file rewritten in place (new pixels, new
+SOPInstanceUID) gets a new mtime and hence new keys, so its stale entries are
+never served. The array is ``(rows, columns[, 3])`` as pydicom's
+``pixel_array`` gives it, one chunk, compressed with blosc-lz4 by default.
+
+What is cached. The STORED values (after decoding and palette lookup, before
+RescaleSlope/Intercept); rescale is applied on the way out, exactly as
+:func:`~lazydicom.pixels.read_frame` does, so one entry serves ``rescale=True``
+and ``rescale=False`` and values are bit-identical with and without the cache.
+
+Native frames. An uncompressed frame is one positioned read of its bytes,
+already at the raw-read limit, so by default the cache leaves native frames
+alone (``native=False``): with the cache on, the uncompressed path does exactly
+what it does with the cache off. ``native=True`` caches them too (useful when
+the DICOM files sit on a slow network share and the cache on a local disk).
+
+Integrity. An entry is written chunk first, then its ``zarr.json`` (the commit
+marker), each as one atomic store write (LocalStore writes a temporary file
+and renames it). ``zarr.json`` carries the source identity and the CRC-32 and
+length of the chunk. A read checks all of them: a missing, partial, torn or
+corrupt entry, or one written for another file version, is a miss, and the
+frame is re-read from DICOM and written again. Workers racing to fill the same
+entry write identical bytes, so the last rename wins harmlessly. Before
+serving a hit the source file is ``stat``-ed (never opened): if its size or
+mtime no longer match the index, the frame is read from DICOM as it would be
+without a cache.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import threading
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import LazyDicomWarning
+from .pixels import FrameRef, read_frame
+
+__all__ = ["FrameCache", "CacheWarning", "open_cache", "CACHE_FORMAT"]
+
+#: Bumped when the entry layout changes; entries of another format are misses.
+CACHE_FORMAT = 1
+_COMPRESSORS = ("lz4", "zstd", None)
+_LOCK = threading.Lock()
+_STORES: dict[str, Any] = {}  # per-process open stores, by location
+_TEMPLATES: dict[tuple, dict] = {}  # zarr.json templates by (shape, dtype, compressor)
+_KNOWN_SHARDS: set[tuple[str, str]] = set()  # shard groups written by this process
+
+
+class CacheWarning(LazyDicomWarning):
+    """The frame cache could not be written (the read itself succeeded)."""
+
+
+@dataclass(frozen=True, eq=False)
+class FrameCache:
+    """A picklable handle on a zarr store of decoded frames.
+
+    Parameters
+    ----------
+    location : str or zarr store
+        A folder (a zarr LocalStore is opened there in each process) or any
+        zarr v3 store object (it must pickle to reach other processes, and
+        be shared storage to be shared by them).
+    native : bool, optional
+        Also cache uncompressed frames (default False: they are read
+        directly, which is as fast as reading the cache).
+    compressor : {'lz4', 'zstd', None}, optional
+        Codec of the cached chunks (blosc-lz4 by default: fast to decode).
+    verify : bool, optional
+        ``stat`` the source file before serving a hit and bypass the cache
+        if it changed since it was indexed (default True; no file is opened).
+
+    Examples
+    --------
+    >>> import pickle, tempfile
+    >>> cache = FrameCache(tempfile.mkdtemp())
+    >>> pickle.loads(pickle.dumps(cache)).location == cache.location
+    True
+    """
+
+    location: Any
+    native: bool = False
+    compressor: str | None = "lz4"
+    verify: bool = True
+    _stats: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.compressor not in _COMPRESSORS:
+            raise ValueError(
+                f"compressor must be one of {_COMPRESSORS}, got {self.compressor!r}"
+            )
+        if isinstance(self.location, os.PathLike):
+            object.__setattr__(self, "location", os.fspath(self.location))
+
+    def __getstate__(self) -> dict:
+        return {"location": self.location, "native": self.native,
+                "compressor": self.compressor, "verify": self.verify}
+
+    def __setstate__(self, state: dict) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+        object.__setattr__(self, "_stats", {})
+
+    # -- store -----------------------------------------------------------------
+
+    def store(self) -> Any:
+        """The zarr store, opened once per process."""
+        if not isinstance(self.location, str):
+            return self.location
+        store = _STORES.get(self.location)
+        if store is None:
+            from zarr.storage import LocalStore
+
+            with _LOCK:
+                store = _STORES.get(self.location)
+                if store is None:
+                    store = _STORES[self.location] = LocalStore(self.location)
+        return store
+
+    def create(self) -> FrameCache:
+        """Create the cache's root group if needed; returns self."""
+        if _get(self.store(), "zarr.json") is None:
+            _set(self.store(), "zarr.json", _group_json(
+                {"lazydicom_cache": {"format": CACHE_FORMAT,
+                                     "about": "decoded DICOM frames; safe to delete"}}))
+        return self
+
+    def group(self):
+        """The cache as a :class:`zarr.Group` (for inspection)."""
+        import zarr
+
+        return zarr.open_group(self.store(), mode="r")
+
+    # -- entries ---------------------------------------------------------------
+
+    @staticmethod
+    def key(ref: FrameRef) -> str:
+        """The entry name of a frame: a hash of its file version and frame number."""
+        ident = f"{ref.path}\0{ref.index}\0{ref.size}\0{ref.mtime}".encode()
+        return hashlib.sha1(ident).hexdigest()
+
+    def _path(self, ref: FrameRef) -> str:
+        k = self.key(ref)
+        return f"{k[:2]}/{k}"
+
+    def cacheable(self, ref: FrameRef) -> bool:
+        """Whether this handle caches ``ref`` (native frames only with ``native=True``)."""
+        if ref.size < 0 or ref.mtime < 0:
+            return False  # file version unknown: no safe key
+        return self.native or ref.frame_offset < 0
+
+    def get(self, ref: FrameRef) -> np.ndarray | None:
+        """The cached stored values of ``ref`` as ``(x, y[, 3])``, or None on a miss."""
+        store = self.store()
+        base = self._path(ref)
+        raw = _get(store, f"{base}/zarr.json")
+        if raw is None:
+            return None
+        try:
+            meta = json.loads(raw)
+            info = meta["attributes"]["lazydicom"]
+            if info["source"] != _identity(ref) or info["format"] != CACHE_FORMAT:
+                return None
+            shape = tuple(meta["shape"])
+            dtype = np.dtype(meta["data_type"]).newbyteorder("<")
+            names = [c["name"] for c in meta["codecs"]]
+        except (ValueError, KeyError, TypeError):
+            return None  # unreadable or foreign metadata: a miss, rewritten below
+        chunk = _get(store, f"{base}/c" + "/0" * len(shape))
+        if chunk is None or len(chunk) != info["nbytes"] or zlib.crc32(chunk) != info["crc32"]:
+            return None
+        try:
+            if names == ["bytes"]:
+                data = chunk
+            elif names == ["bytes", "blosc"]:
+                from numcodecs import blosc
+
+                data = blosc.decompress(chunk)
+            elif names == ["bytes", "zstd"]:
+                from numcodecs import Zstd
+
+                data = Zstd().decode(chunk)
+            else:
+                return None
+        except Exception:  # noqa: BLE001 - a codec error is a corrupt entry
+            return None
+        if len(data) != int(np.prod(shape)) * dtype.itemsize:
+            return None
+        arr = np.frombuffer(data, dtype=dtype).reshape(shape)
+        return arr.swapaxes(0, 1)
+
+    def put(self, ref: FrameRef, frame: np.ndarray) -> None:
+        """Write the stored values of ``ref`` (``(x, y[, 3])``), chunk first, metadata last."""
+        store = self.store()
+        data = np.ascontiguousarray(frame.swapaxes(0, 1))
+        data = data.astype(data.dtype.newbyteorder("<"), copy=False)
+        if self.compressor == "lz4":
+            from numcodecs import blosc
+
+            chunk = bytes(blosc.compress(data, b"lz4", 5, blosc.SHUFFLE))
+        elif self.compressor == "zstd":
+            from numcodecs import Zstd
+
+            chunk = bytes(Zstd(level=1).encode(data))
+        else:
+            chunk = data.tobytes()
+        meta = copy.deepcopy(_template(data.shape, data.dtype, self.compressor))
+        meta["attributes"] = {"lazydicom": {
+            "format": CACHE_FORMAT, "source": _identity(ref),
+            "nbytes": len(chunk), "crc32": zlib.crc32(chunk),
+        }}
+        base = self._path(ref)
+        shard = base.split("/")[0]
+        location = str(self.location) if isinstance(self.location, str) else str(id(store))
+        if (location, shard) not in _KNOWN_SHARDS:
+            if _get(store, f"{shard}/zarr.json") is None:
+                _set(store, f"{shard}/zarr.json", _group_json({}))
+            _KNOWN_SHARDS.add((location, shard))
+        _set(store, f"{base}/c" + "/0" * data.ndim, chunk)
+        _set(store, f"{base}/zarr.json", json.dumps(meta).encode())
+
+    def read(self, ref: FrameRef, rescale: bool = True) -> np.ndarray:
+        """Read a frame as :func:`~lazydicom.pixels.read_frame` does, through the cache.
+
+        A hit opens no DICOM file; a miss reads the frame from DICOM and writes
+        it to the cache (a failed write warns with :class:`CacheWarning` and
+        still returns the frame).
+        """
+        if not self.cacheable(ref) or (self.verify and not _unchanged(ref)):
+            self._count("bypass")
+            return read_frame(ref, rescale)
+        arr = self.get(ref)
+        if arr is None:
+            self._count("miss")
+            arr = read_frame(ref, rescale=False)
+            try:
+                self.put(ref, arr)
+            except OSError as exc:
+                warnings.warn(f"Cannot write frame {ref.index + 1} of {ref.path!r} to the "
+                              f"cache at {self.location!r}: {exc}", CacheWarning, stacklevel=2)
+        else:
+            self._count("hit")
+        if rescale and (ref.slope != 1 or ref.intercept != 0):
+            # exactly as read_frame rescales (tests compare both bit for bit)
+            arr = (arr * ref.slope + ref.intercept).astype(np.float32)
+        return arr
+
+    def _count(self, what: str) -> None:
+        self._stats[what] = self._stats.get(what, 0) + 1
+
+    def stats(self) -> dict[str, int]:
+        """Hits, misses and bypasses of this handle in this process (for tests and tuning)."""
+        return dict(self._stats)
+
+    # -- housekeeping ----------------------------------------------------------
+
+    def entries(self) -> list[str]:
+        """Names (keys) of the entries in the cache, committed or not."""
+        return sorted({k.split("/")[1] for k in _list(self.store()) if k.count("/") >= 2})
+
+    def prune(self, refs) -> int:
+        """Delete entries that are not the current version of one of ``refs``; returns the count.
+
+        Entries of files that changed or were removed are never served, only
+        kept; ``cache.prune(frame_refs(db.table(), db.path))`` reclaims them.
+        """
+        keep = {self.key(r) for r in refs}
+        removed = 0
+        for key in self.entries():
+            if key not in keep:
+                _delete_prefix(self.store(), f"{key[:2]}/{key}")
+                removed += 1
+        return removed
+
+    def clear(self) -> None:
+        """Delete every entry (the root group stays)."""
+        for key in self.entries():
+            _delete_prefix(self.store(), f"{key[:2]}/{key}")
+
+
+def open_cache(spec: Any, default_location: str | os.PathLike) -> FrameCache | None:
+    """The cache for ``lazydicom.open(..., cache=spec)``.
+
+    ``None``/``False``: no cache. ``True``: ``default_location``. A path: a
+    zarr store in that folder. A zarr store: used as is. A :class:`FrameCache`:
+    used as is (to set ``native``, ``compressor`` or ``verify``).
+    """
+    if spec is None or spec is False:
+        return None
+    if isinstance(spec, FrameCache):
+        cache = spec
+    elif spec is True:
+        cache = FrameCache(os.fspath(default_location))
+    elif isinstance(spec, str | os.PathLike):
+        cache = FrameCache(os.path.abspath(os.fspath(spec)))
+    elif hasattr(spec, "get") and hasattr(spec, "set"):
+        cache = FrameCache(spec)
+    else:
+        raise TypeError(
+            f"cache must be True, a folder path, a zarr store or a FrameCache, not {spec!r}"
+        )
+    return cache.create()
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _identity(ref: FrameRef) -> list:
+    return [ref.path, ref.index + 1, ref.size, ref.mtime]
+
+
+def _unchanged(ref: FrameRef) -> bool:
+    try:
+        st = os.stat(ref.path)
+    except OSError:
+        return False
+    return st.st_size == ref.size and st.st_mtime_ns == ref.mtime
+
+
+def _template(shape: tuple[int, ...], dtype: np.dtype, compressor: str | None) -> dict:
+    """The zarr.json zarr itself writes for a one-chunk array of this kind."""
+    key = (shape, dtype.str, compressor)
+    meta = _TEMPLATES.get(key)
+    if meta is None:
+        import zarr
+        from zarr.storage import MemoryStore
+
+        codec = {
+            "lz4": zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),
+            "zstd": zarr.codecs.ZstdCodec(level=1),
+            None: None,
+        }[compressor]
+        store = MemoryStore()
+        zarr.create_array(store, name="t", shape=shape, chunks=shape, dtype=dtype,
+                          fill_value=0, compressors=codec,
+                          chunk_key_encoding={"name": "default", "separator": "/"})
+        meta = json.loads(_get(store, "t/zarr.json"))
+        _TEMPLATES[key] = meta
+    return meta
+
+
+def _group_json(attributes: dict) -> bytes:
+    return json.dumps({"zarr_format": 3, "node_type": "group",
+                       "attributes": attributes}).encode()
+
+
+def _get(store: Any, key: str) -> bytes | None:
+    get_sync = getattr(store, "get_sync", None)
+    if get_sync is not None:
+        buf = get_sync(key)
+    else:
+        from zarr.core.buffer import default_buffer_prototype
+        from zarr.core.sync import sync
+
+        buf = sync(store.get(key, default_buffer_prototype()))
+    return None if buf is None else buf.to_bytes()
+
+
+def _set(store: Any, key: str, value: bytes) -> None:
+    from zarr.core.buffer import default_buffer_prototype
+
+    buf = default_buffer_prototype().buffer.from_bytes(value)
+    set_sync = getattr(store, "set_sync", None)
+    if set_sync is not None:
+        set_sync(key, buf)
+    else:
+        from zarr.core.sync import sync
+
+        sync(store.set(key, buf))
+
+
+def _list(store: Any) -> list[str]:
+    from zarr.core.sync import sync
+
+    async def collect() -> list[str]:
+        return [k async for k in store.list()]
+
+    return sync(collect())
+
+
+def _delete_prefix(store: Any, prefix: str) -> None:
+    from zarr.core.sync import sync
+
+    sync(store.delete_dir(prefix))
