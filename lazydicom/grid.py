@@ -197,16 +197,19 @@ def build_grid(
         dup = np.flatnonzero(flat_sorted[1:] == flat_sorted[:-1])
         if dup.size:
             a, b = rows[order[dup[0]]], rows[order[dup[0] + 1]]
-            raise _duplicate_error(table, dims, a, b, len(dup))
+            cells_hit = np.unique(flat_sorted[dup])
+            frames = int(np.isin(flat_sorted, cells_hit).sum())
+            raise _duplicate_error(table, dims, a, b, frames, cells_hit.size)
         cells.reshape(-1)[flat] = rows
     elif rows.size and not dims:
         cells = np.array(rows[0] if rows.size == 1 else -1)
         if rows.size > 1:
-            raise _duplicate_error(table, dims, rows[0], rows[1], rows.size - 1)
+            raise _duplicate_error(table, dims, rows[0], rows[1], rows.size, 1)
     return Grid(dims, tuple(tuple(a) for a in axes), cells)
 
 
-def _duplicate_error(table: pd.DataFrame, dims, a: int, b: int, count: int) -> DuplicateCellError:
+def _duplicate_error(table: pd.DataFrame, dims, a: int, b: int, frames: int, cells: int
+                     ) -> DuplicateCellError:
     ra, rb = table.iloc[a], table.iloc[b]
     cell = ", ".join(f"{d}={axis_key(ra[d])!r}" for d in dims) or "(no dims)"
     differ = []
@@ -225,6 +228,6 @@ def _duplicate_error(table: pd.DataFrame, dims, a: int, b: int, count: int) -> D
     where_b = f"{rb['path']!r}" + (f" frame {rb['FrameNumber']}" if (rb.get("NumberOfFrames") or 1)
                                     > 1 else "")
     return DuplicateCellError(
-        f"{count + 1} frames share a cell; e.g. {where_a} and {where_b} both have {cell}. "
+        f"{frames} frames share a cell; e.g. {where_a} and {where_b} both have {cell}. "
         f"{hint}. Add such a dim, or select one of them with coords."
     )

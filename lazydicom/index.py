@@ -241,11 +241,13 @@ class Index:
 
     def save(self) -> None:
         """Persist the index atomically (each file is written then renamed)."""
-        table = self.table
+        arrow = _to_arrow(self.table)
         _atomic_write(
             self.location / _INDEX_FILE,
-            lambda p: feather.write_feather(_to_arrow(table), p, compression="uncompressed"),
+            lambda p: feather.write_feather(arrow, p, compression="uncompressed"),
         )
+        # what a later open() loads, so a fresh and a reopened index are equal
+        self.table = _from_arrow(arrow)
         skipped = self.skipped
         _atomic_write(
             self.location / _SKIPPED_FILE,

@@ -138,7 +138,7 @@ class Series(_Record):
         table = self.table()
         return {d: _coord_array(sorted_unique(table[c].tolist())) for d, c in zip(dims, columns)}
 
-    def _plan(self, dims, coords, slice, rescale):
+    def _plan(self, dims, coords, slice, rescale, fill_value=0):
         """Grid, frame refs (indexed by grid cells), dtype and frame shape of a selection."""
         if coords is not None and slice is not None:
             raise ValueError("Give coords (by value) or slice (by index), not both")
@@ -165,6 +165,8 @@ class Series(_Record):
             frame = check_frames(all_refs) if all_refs else (0, 0)
         dtype = result_dtype(refs or frame_refs(table.iloc[:1], self.database.path),
                              table, rescale)
+        if _needs_float(fill_value, dtype):
+            dtype = np.promote_types(dtype, np.float32)  # as xarray does for a NaN fill
         return grid, refs, dtype, frame
 
     def ndarray(
@@ -193,6 +195,7 @@ class Series(_Record):
             coordinate values. If slice is provided, ``dims`` is ignored.
         fill_value : scalar, optional
             Value of cells that hold no frame (they are not read). Default 0.
+            A value integer data cannot hold (``np.nan``) makes the array float.
         rescale : bool, optional
             Apply RescaleSlope/RescaleIntercept. The dtype is float32 when a
             selected frame has a slope or intercept other than 1/0, else the
@@ -223,7 +226,7 @@ class Series(_Record):
         """
         from .graph import build_array
 
-        grid, refs, dtype, frame = self._plan(dims, coords, slice, rescale)
+        grid, refs, dtype, frame = self._plan(dims, coords, slice, rescale, fill_value)
         return build_array(grid, refs, dtype, frame, fill_value=fill_value, rescale=rescale,
                            chunks=chunks, cache=self.database.cache)
 
@@ -254,7 +257,7 @@ class Series(_Record):
         """
         from .graph import read_into
 
-        plan = self._plan(dims, coords, slice, rescale)
+        plan = self._plan(dims, coords, slice, rescale, fill_value)
         grid, refs, dtype, frame = plan
         out = np.empty(frame[:2] + grid.shape + frame[2:], dtype=dtype, order="F")
         return read_into(out, grid, refs, fill_value=fill_value, rescale=rescale,
@@ -285,6 +288,60 @@ class Series(_Record):
         from .extract import to_zarr
 
         return to_zarr(self, store, dims, coords, slice, **kwargs)
+
+    def set_ndarray(
+        self,
+        array: Any,
+        coords: Mapping[Any, Any] | None = None,
+        slice: Mapping[Any, Any] | None = None,
+    ) -> None:
+        """Write an array ``(x, y, *dims)`` into the series, cell by cell.
+
+        Parameters
+        ----------
+        array : numpy.ndarray or dask.array.Array
+            ``array[:, :, i, j, ...]`` is the frame (transposed, as :meth:`ndarray`
+            returns it) of the cell at index ``i, j, ...``. Dask arrays are written
+            block by block, in parallel under the current dask scheduler.
+        coords : dict, optional
+            ``{dim: values}``, one value per index along each dim: index ``i`` of a
+            dim goes to the cell with the ``i``-th value given. Cells that exist
+            are overwritten; others are new files made from the header of the
+            series' first file, with their coordinate attributes set.
+        slice : dict, optional
+            ``{dim: indices}`` into the sorted unique values of each dim in the
+            series, as :meth:`ndarray` counts them.
+
+        Raises
+        ------
+        ValueError
+            Neither or both of coords and slice; dims that do not match the array's
+            shape (the message names the dim and both sizes); NaN or infinite values
+            (DICOM pixels are integers); frames of another size; two frames in one
+            cell of the series (:class:`DuplicateCellError`).
+        IndexError
+            A slice index out of range.
+
+        Notes
+        -----
+        Integers that fit 16 bits are stored exactly; other values are stored
+        per frame as 16-bit integers with RescaleSlope/RescaleIntercept (within
+        1/131070 of the frame's range). Every file is written to a temporary
+        file and renamed into place only after the whole array was written, so
+        a refused or failed call changes nothing. See ``docs/writing.md``.
+
+        Examples
+        --------
+        >>> import lazydicom, numpy as np
+        >>> s = lazydicom.zeros((3, 2, 2), {"FlipAngle": [15, 30]})
+        >>> values = np.arange(12).reshape(3, 2, 2)
+        >>> s.set_ndarray(values, coords={"FlipAngle": [30, 15]})
+        >>> s.ndarray(coords={"FlipAngle": [30, 15]}).compute()[..., 0].tolist()
+        [[0, 2], [4, 6], [8, 10]]
+        """
+        from .writers import set_ndarray
+
+        set_ndarray(self, array, coords=coords, slice=slice)
 
 
 class Study(_Record):
@@ -418,6 +475,58 @@ class Database:
         1
         """
         return self._select("series", where, filters)
+
+    def zeros(
+        self, shape: Sequence[int], coords: Mapping[Any, Any] | None = None, **attributes: Any
+    ) -> Series:
+        """Create a new series of zeros in this database, one file per cell.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            ``(x, y, *dims)``: columns, rows and one size per dim.
+        coords : dict, optional
+            ``{dim: values}``, keywords or tags, one entry per dim after (x, y)
+            and one value per index. Default: ``SliceLocation`` 0, 1, 2... mm for
+            a 3rd dim, ``TemporalPositionIdentifier`` 1, 2... for a 4th.
+        **attributes
+            DICOM keywords set on every frame, e.g. ``SeriesDescription="T1 map"``,
+            ``PixelSpacing=[0.8, 0.8]``, or the ``StudyInstanceUID`` of an existing
+            study to add the series to it.
+
+        Returns
+        -------
+        Series
+            A series of MR Image Storage files with uint16 zeros, under
+            ``<database>/<PatientID>/<study>/Series_<number>_<description>/``.
+
+        Raises
+        ------
+        ValueError
+            Coordinates that do not match the shape or cannot be inferred.
+
+        Examples
+        --------
+        >>> import lazydicom, tempfile
+        >>> db = lazydicom.open(tempfile.mkdtemp())
+        >>> s = db.zeros((4, 3, 2, 5), {"SliceLocation": [0, 5], "EchoTime": [1, 2, 3, 4, 5]},
+        ...              SeriesDescription="T2 map")
+        >>> s.ndarray(("SliceLocation", "EchoTime")).shape
+        (4, 3, 2, 5)
+        """
+        from .writers import database_zeros
+
+        return database_zeros(self, shape, coords, **attributes)
+
+
+def _needs_float(fill_value: Any, dtype: np.dtype) -> bool:
+    """True when ``fill_value`` cannot be stored in the integer ``dtype`` (NaN, 0.5, ...)."""
+    if dtype.kind not in "iub":
+        return False
+    try:
+        return not float(fill_value).is_integer()
+    except (TypeError, ValueError):
+        return False
 
 
 def _as_dims(dims: Any) -> tuple:

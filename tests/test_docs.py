@@ -1,0 +1,121 @@
+"""The documentation builds, and its examples run.
+
+- ``mkdocs build --strict`` must pass: every page in the nav, every link and
+  anchor resolves, and mkdocstrings renders the API from the docstrings
+  (numpy style). Skipped when the ``docs`` extra is not installed.
+- The ``>>>`` examples of the pages in :data:`DOCTESTED` run as doctests, from
+  the repository root, with ELLIPSIS and NORMALIZE_WHITESPACE. Markdown code
+  fences are blanked out first (keeping line numbers), so a closing fence is
+  not read as expected output.
+
+pytest's own ``--doctest-glob='*.md'`` does not reach ``docs/`` (testpaths are
+``tests`` and ``lazydicom``), and could not handle the fences anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import doctest
+import importlib.util
+import io
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+#: Pages whose examples are doctests.
+DOCTESTED = ["getting-started.md", "semantics.md"]
+
+_FENCE = re.compile(r"(?m)^[ \t]*(```|~~~).*$")
+
+
+class MarkdownDocTestParser(doctest.DocTestParser):
+    """Doctest parser for Markdown: fence lines become blank lines."""
+
+    def parse(self, string: str, name: str = "<string>"):
+        return super().parse(_FENCE.sub("", string), name)
+
+
+def _missing_docs_tools() -> list[str]:
+    wanted = {
+        "mkdocs": "mkdocs",
+        "material": "mkdocs-material",
+        "mkdocstrings": "mkdocstrings",
+        "mkdocstrings_handlers.python": "mkdocstrings-python",
+    }
+    missing = []
+    for module, dist in wanted.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            missing.append(dist)
+    return missing
+
+
+def test_mkdocs_build_strict(tmp_path):
+    missing = _missing_docs_tools()
+    if missing:
+        pytest.skip(f"docs tools not installed ({', '.join(missing)}): pip install -e '.[docs]'")
+    site = tmp_path / "site"
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--quiet",
+            "--config-file",
+            str(ROOT / "mkdocs.yml"),
+            "--site-dir",
+            str(site),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, (
+        f"mkdocs build --strict failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    )
+    api = (site / "api" / "index.html").read_text(encoding="utf-8")
+    for anchor in (
+        "lazydicom.open",
+        "lazydicom.Database",
+        "lazydicom.Series.ndarray",
+        "lazydicom.Series.numpy",
+        "lazydicom.DuplicateCellError",
+    ):
+        assert f'id="{anchor}"' in api, f"API page does not document {anchor}"
+
+
+@pytest.mark.parametrize("page", DOCTESTED)
+def test_page_examples(page, tmp_path, monkeypatch):
+    path = DOCS / page
+    monkeypatch.chdir(ROOT)  # examples copy tests/data/... by relative path
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # their mkdtemp() folders
+    report = io.StringIO()
+    with contextlib.redirect_stdout(report):
+        result = doctest.testfile(
+            str(path),
+            module_relative=False,
+            parser=MarkdownDocTestParser(),
+            optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+            encoding="utf-8",
+        )
+    assert result.attempted > 0, f"{page} has no examples"
+    assert result.failed == 0, (
+        f"{result.failed} of {result.attempted} examples in docs/{page} failed:\n"
+        f"{report.getvalue()}"
+    )

@@ -1,0 +1,227 @@
+"""The index: one row per frame, persisted, refreshed by re-reading only what changed.
+
+Frame counts and attribute values are checked against plain pydicom reads
+(tests.reference), and file-open counts prove what is (not) re-read.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+
+import lazydicom
+from lazydicom.index import Index
+from tests.conftest import opened_files
+from tests.reference import frame_value, read_frames
+from tests.synthetic import write_enhanced_mr, write_junk, write_series
+
+
+def _open(folder, **kw):
+    return lazydicom.open(folder, progress=False, **kw)
+
+
+def _frames_per_series(folder: Path, broken=()) -> Counter:
+    """Independent count: pydicom frames per SeriesInstanceUID (pixel-less objects left out)."""
+    files = [p for p in folder.rglob("*")
+             if p.is_file() and ".lazydicom" not in p.parts and p not in set(broken)]
+    counts: Counter = Counter()
+    for path in files:
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception:
+            continue
+        if "Rows" in ds and "PixelData" in pydicom.dcmread(path, specific_tags=["PixelData"]):
+            counts[ds.SeriesInstanceUID] += int(ds.get("NumberOfFrames") or 1)
+    return counts
+
+
+def test_real_corpus_with_junk_lists_every_series(corpus):
+    junk = write_junk(corpus / "junk")
+    with pytest.warns(lazydicom.SkippedFilesWarning) as caught:
+        db = _open(corpus)
+    message = str(caught[0].message)
+    skipped = set(db.skipped()["path"])
+    for name in ("text", "empty", "random", "truncated", "bad_length"):
+        rel = junk[name].relative_to(corpus).as_posix()
+        assert rel in skipped, f"{name} file {rel} was not reported as skipped"
+    assert "junk/notes.txt" in message
+    reasons = dict(zip(db.skipped()["path"], db.skipped()["reason"]))
+    assert "empty" in reasons["junk/empty.dcm"]
+    assert "end of the file" in reasons["junk/truncated.dcm"]
+
+    expected = _frames_per_series(corpus, broken=[junk["truncated"], junk["bad_length"]])
+    got = db.table().groupby("SeriesInstanceUID").size().to_dict()
+    assert got == dict(expected)
+    # enhanced MOLLI expands to 10 frames; its presentation state and raw data are objects
+    (molli,) = db.series(SeriesDescription="Cor_T1MOLLI_BH")
+    assert len(molli.table()) == 10
+    assert {"mr-enhanced-molli/PS_0002", "mr-enhanced-molli/XX_0004"} <= set(db.objects()["path"])
+    assert "junk/presentation_state.dcm" in set(db.objects()["path"])
+
+
+def test_attribute_values_match_pydicom(corpus):
+    db = _open(corpus)
+    keywords = ["InstanceNumber", "SliceLocation", "ImagePositionPatient", "PixelSpacing",
+                "FlipAngle", "RepetitionTime", "EchoTime", "SeriesDescription", "Rows",
+                "RescaleSlope", "EffectiveEchoTime", "InStackPositionNumber",
+                "TemporalPositionIndex", "ImageOrientationPatient"]
+    table = db.table().set_index(["path", "FrameNumber"])
+    checked = 0
+    files = [p for p in corpus.rglob("*") if p.is_file() and ".lazydicom" not in p.parts]
+    for path, ds, frame in read_frames(files):
+        rel = Path(path).relative_to(corpus).as_posix()
+        row = table.loc[(rel, 1 if frame is None else frame + 1)]
+        for kw in keywords:
+            want = frame_value(ds, kw, frame)
+            got = row[kw]
+            if want is None or want == "":  # the index keeps empty values as None
+                assert got is None or (isinstance(got, float) and np.isnan(got)), (rel, kw)
+            elif isinstance(want, tuple):
+                np.testing.assert_allclose(got, want, err_msg=f"{rel} {kw}")
+            elif isinstance(want, float | int):
+                assert float(got) == pytest.approx(float(want)), (rel, kw)
+            else:
+                assert got == want, (rel, kw)
+            checked += 1
+    assert checked > 500
+
+
+def test_private_tag_on_demand_from_functional_groups(corpus):
+    db = _open(corpus)
+    (molli,) = db.series(SeriesDescription="Cor_T1MOLLI_BH")
+    with opened_files(corpus) as opened:
+        values = molli.values("(2005,1429)")  # Philips private, nested in functional groups
+    assert set(opened) == {str(corpus / "mr-enhanced-molli" / "IM_0001")}  # headers of its file only
+    ds = pydicom.dcmread(corpus / "mr-enhanced-molli" / "IM_0001")
+    assert values == [frame_value(ds, 0x20051429, k) or None for k in range(10)]
+    # kept in the index: asking again, or after reopening, reads nothing
+    with opened_files(corpus) as opened:
+        again = _open(corpus).series(SeriesDescription="Cor_T1MOLLI_BH")[0].values("(2005,1429)")
+    assert opened == [] and again == values
+
+
+def test_reopen_reads_no_dicom_file(corpus):
+    write_junk(corpus / "junk")
+    with pytest.warns(lazydicom.SkippedFilesWarning):
+        first = _open(corpus)
+    with opened_files(corpus) as opened:
+        again = _open(corpus)
+    assert opened == []
+    pd.testing.assert_frame_equal(again.table(), first.table())
+
+
+def test_refresh_reads_only_added_changed_removed(tmp_path):
+    files = write_series(tmp_path / "a", {"InstanceNumber": [1, 2, 3, 4]}, (6, 4))
+    db = _open(tmp_path)
+    new = write_series(tmp_path / "b", {"InstanceNumber": [1, 2]}, (6, 4), series_description="new")
+    files[0].unlink()
+    ds = pydicom.dcmread(files[1])
+    ds.SeriesDescription = "rewritten"
+    ds.save_as(files[1])
+    os.utime(files[1], ns=(time.time_ns(), time.time_ns() + 10**9))
+    with opened_files(tmp_path) as opened:
+        counts = db.refresh()
+    assert counts == {"added": 2, "changed": 1, "removed": 0 + 1, "skipped": 0}
+    assert sorted(opened) == sorted(str(p) for p in [*new, files[1]])
+    assert len(db.series(SeriesDescription="new")[0].table()) == 2
+    paths = set(db.table()["path"])
+    assert files[0].relative_to(tmp_path).as_posix() not in paths
+    assert db.table().set_index("path").loc[files[1].relative_to(tmp_path).as_posix(),
+                                             "SeriesDescription"] == "rewritten"
+
+
+def test_killed_write_leaves_previous_index(tmp_path, monkeypatch):
+    write_series(tmp_path, {"InstanceNumber": [1, 2]}, (6, 4))
+    db = _open(tmp_path)
+    before = db.table().copy()
+    write_series(tmp_path / "more", {"InstanceNumber": [1]}, (6, 4))
+    import pyarrow.feather
+
+    def crash(table, path, **kw):
+        Path(path).write_bytes(b"half written")
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(pyarrow.feather, "write_feather", crash)
+    with pytest.raises(KeyboardInterrupt):
+        db.refresh()
+    monkeypatch.undo()
+    assert not [p for p in (tmp_path / ".lazydicom").iterdir() if p.name.endswith(".tmp")]
+    reloaded = Index(tmp_path)
+    pd.testing.assert_frame_equal(reloaded.table, before)
+
+
+def test_index_elsewhere_and_missing_path(tmp_path):
+    write_series(tmp_path / "data", {"InstanceNumber": [1]}, (6, 4))
+    db = _open(tmp_path / "data", index_path=tmp_path / "idx")
+    assert (tmp_path / "idx" / "index.arrow").exists()
+    assert not (tmp_path / "data" / ".lazydicom").exists()
+    assert len(db.table()) == 1
+    with pytest.raises(FileNotFoundError, match="nope"):
+        lazydicom.open(tmp_path / "nope")
+
+
+def test_read_only_folder_indexes_elsewhere(tmp_path, monkeypatch):
+    write_series(tmp_path / "data", {"InstanceNumber": [1]}, (6, 4))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    from lazydicom import index as index_module
+
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if self.name == ".lazydicom":
+            raise PermissionError("read-only file system")
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    db = _open(tmp_path / "data")
+    assert len(db.table()) == 1
+    assert str(db._index.location).startswith(str(tmp_path / "cache"))
+    assert index_module  # the fallback lives in lazydicom.index.default_location
+
+
+def test_empty_folder_is_an_empty_database(tmp_path):
+    db = _open(tmp_path)
+    assert db.series() == [] and db.patients() == [] and len(db.table()) == 0
+
+
+def test_records_and_filters(tmp_path):
+    write_series(tmp_path, {"SliceLocation": [0, 5], "FlipAngle": [5, 10]}, (6, 4),
+                 series_description="vfa", patient_id="P1")
+    write_series(tmp_path, {"SliceLocation": [0]}, (6, 4), series_description="other",
+                 patient_id="P2", series_number=2)
+    db = _open(tmp_path)
+    assert {p.uid for p in db.patients()} == {"P1", "P2"}
+    (vfa,) = db.series(SeriesDescription="vfa")
+    assert vfa.unique("FlipAngle") == [5, 10]
+    assert sorted(vfa.values("SliceLocation")) == [0, 0, 5, 5]
+    assert len(vfa.files()) == 4 and all(os.path.isabs(f) for f in vfa.files())
+    assert db.series(FlipAngle=10) == [vfa]
+    assert db.series(FlipAngle=[10.0, 99]) == [vfa]
+    assert db.series({"(0018,1314)": 5}) == [vfa]
+    assert len(db.patients()[0].studies()) == 1
+    assert "vfa" in repr(vfa) and "frames=4" in repr(vfa)
+
+
+def test_enhanced_rows_carry_per_frame_attributes(tmp_path):
+    coords = {"InStackPositionNumber": [1, 2, 3], "EffectiveEchoTime": [2.5, 5.0]}
+    write_enhanced_mr(tmp_path / "e.dcm", coords, (6, 4), rescale=lambda i: (2.0, float(i[0])))
+    db = _open(tmp_path)
+    table = db.table()
+    assert list(table["FrameNumber"]) == [1, 2, 3, 4, 5, 6]
+    ds = pydicom.dcmread(tmp_path / "e.dcm")
+    for k in range(6):
+        row = table.iloc[k]
+        for kw in ("InStackPositionNumber", "EffectiveEchoTime", "RescaleIntercept",
+                   "ImagePositionPatient"):
+            want = frame_value(ds, kw, k)
+            assert np.allclose(row[kw], want), (k, kw)
+        normal = np.cross(*np.reshape(frame_value(ds, "ImageOrientationPatient", k), (2, 3)))
+        assert row["SlicePosition"] == pytest.approx(
+            float(np.dot(normal, frame_value(ds, "ImagePositionPatient", k))))
