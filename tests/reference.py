@@ -10,8 +10,8 @@ Choices the design leaves open, made here (change them together with lazydicom):
   outside the selection (the grid is built before ``coords``/``slice`` select).
 - Classic multi-frame files (no functional groups) give every frame the file's
   attributes, so their frames collide unless a dim separates them.
-- ``coords`` and ``slice`` keep the sorted order of the axis (a selection is a
-  subset of the sorted grid), whatever order the requested values come in.
+- ``coords`` and ``slice`` keep the order the values or indices are given in
+  (as xarray's ``sel``/``isel`` with a list); absent ones are left out.
 - Rescaled values are computed in float64, then cast to float32.
 """
 
@@ -211,12 +211,15 @@ def reference_ndarray(
                 if not isinstance(wanted, (list, tuple))
                 else list(wanted)
             )
+            # in the order given (as xarray's sel), values or indices absent left out
             if coords is not None:
-                keys = {_normalise(_py(w)) for w in wanted}
-                axes[i] = [a for a in axes[i] if a in keys]
+                present = set(axes[i])
+                keys = [_normalise(_py(w)) for w in wanted]
+                picked = [w for w in keys if w in present]
             else:
-                keep = {int(w) for w in wanted}
-                axes[i] = [a for j, a in enumerate(axes[i]) if j in keep]
+                n = len(axes[i])
+                picked = [axes[i][int(w)] for w in wanted if -n <= int(w) < n]
+            axes[i] = list(dict.fromkeys(picked))
 
     position = [{a: j for j, a in enumerate(axis)} for axis in axes]
     cells: dict[tuple[int, ...], tuple[str, Dataset, int | None]] = {}

@@ -97,7 +97,8 @@ def test_reference_selects_by_value_and_by_index(grid_series: list[Path]) -> Non
         coords={"SliceLocation": [2.5, -5.0, 99], "FlipAngle": 15, "RepetitionTime": [5]},
     )
     assert by_value.shape == (4, 6, 2, 1, 1)
-    np.testing.assert_array_equal(by_value, full[:, :, [0, 2]][:, :, :, [1]][:, :, :, :, [1]])
+    # in the order given: SliceLocation 2.5 (sorted index 2) before -5.0 (index 0)
+    np.testing.assert_array_equal(by_value, full[:, :, [2, 0]][:, :, :, [1]][:, :, :, :, [1]])
     by_index = reference_ndarray(
         grid_series, slice={"SliceLocation": [2, 0], "FlipAngle": [1], "RepetitionTime": [1]}
     )
