@@ -26,7 +26,7 @@ __all__ = ["Grid", "build_grid", "axis_key", "sorted_unique"]
 # Columns that identify a file or a frame's storage, never useful as extra dims.
 _NOT_DIMS = {
     "path", "size", "mtime", "SOPInstanceUID", "PixelDataOffset", "FrameOffset",
-    "FrameLength", "IsImage", "FrameNumber",
+    "FrameLength", "IsImage",
 }
 
 
