@@ -276,6 +276,14 @@ def _fill_frames(target: np.ndarray, positions: Sequence[int], refs: Sequence[Fr
         target[:, :, pos] = fill_value if ref is None else read_frame(ref, rescale)
 
 
+def _read_frames(refs: Sequence[FrameRef | None], frame: tuple[int, ...], dtype: np.dtype,
+                 fill_value: Any, rescale: bool, cache: Any = None) -> np.ndarray:
+    """Task for worker processes: frames stacked on a new axis (F order, contiguous)."""
+    out = np.empty((*frame[:2], len(refs), *frame[2:]), dtype=dtype, order="F")
+    _fill_frames(out, range(len(refs)), refs, fill_value, rescale, cache)
+    return out
+
+
 def read_into(
     out: np.ndarray,
     grid: Grid,
@@ -285,35 +293,59 @@ def read_into(
     rescale: bool = True,
     frames_per_task: int = 64,
     scheduler: str = "threads",
+    num_workers: int | None = None,
     cache: Any = None,
 ) -> np.ndarray:
     """Read the grid's frames straight into ``out``, a Fortran-ordered numpy array.
 
     The eager fast path: every frame is copied once, into its contiguous slot,
     by tasks of ``frames_per_task`` frames run on dask's threaded (or
-    synchronous) scheduler. Nothing is assembled by dask.
+    synchronous) scheduler. Nothing is assembled by dask. With
+    ``scheduler="processes"`` the tasks run in worker processes (for
+    compressed data, whose decoders hold the GIL) and their blocks are copied
+    in as they arrive.
     """
     import functools
 
-    from dask.local import get_sync
-    from dask.threaded import get as get_threaded
-
     if not out.flags.f_contiguous:
         raise ValueError("read_into needs a Fortran-ordered array (np.empty(..., order='F'))")
+    if scheduler not in ("threads", "sync", "synchronous", "single-threaded", "processes"):
+        raise ValueError(
+            f"scheduler {scheduler!r} is not one of 'threads', 'sync' or 'processes'; "
+            "for a dask.distributed cluster use ndarray(...) and compute or store it"
+        )
     if out.size == 0:
         return out
     tail = out.shape[2 + len(grid.shape):]
     target = out.reshape(out.shape[0], out.shape[1], -1, *tail, order="F")
     flat = grid.cells.reshape(-1, order="F").tolist()
-    task = functools.partial(_fill_frames, target)
     step = max(1, int(frames_per_task))
-    dsk = {}
-    for start in range(0, len(flat), step):
-        cells = flat[start:start + step]
-        dsk[("lazydicom-fill", start)] = (
-            task, list(range(start, start + len(cells))),
-            [None if c < 0 else refs[c] for c in cells], fill_value, rescale, cache,
-        )
-    get = get_sync if scheduler in ("sync", "synchronous", "single-threaded") else get_threaded
-    get(dsk, list(dsk))
+    batches = [(start, [None if c < 0 else refs[c] for c in flat[start:start + step]])
+               for start in range(0, len(flat), step)]
+    if scheduler == "processes":
+        from concurrent.futures import ProcessPoolExecutor
+
+        from .index import _pool_context
+
+        frame = (out.shape[0], out.shape[1], *tail)
+        with ProcessPoolExecutor(num_workers, mp_context=_pool_context()) as pool:
+            futures = {pool.submit(_read_frames, b, frame, out.dtype, fill_value, rescale,
+                                   cache): start
+                       for start, b in batches}
+            for future in futures:
+                block = future.result()
+                start = futures[future]
+                target[:, :, start:start + block.shape[2]] = block
+        return out
+    from dask.local import get_sync
+    from dask.threaded import get as get_threaded
+
+    task = functools.partial(_fill_frames, target)
+    dsk = {("lazydicom-fill", start): (task, list(range(start, start + len(b))), b,
+                                      fill_value, rescale, cache)
+           for start, b in batches}
+    if scheduler == "threads":
+        get_threaded(dsk, list(dsk), num_workers=num_workers)
+    else:
+        get_sync(dsk, list(dsk))
     return out

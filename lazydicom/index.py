@@ -20,7 +20,6 @@ import multiprocessing
 import os
 import sys
 import tempfile
-import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -66,12 +65,10 @@ def _read_files(root: str, files: Sequence[tuple[str, int, int]], extra: Sequenc
 
 
 def _pool_context():
-    # fork is by far the cheapest start, but forking a process that runs other
-    # threads (a dask scheduler, a GUI) can deadlock the child: use it only when
-    # the main thread is alone, else forkserver.
-    if sys.platform.startswith("linux") and threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("forkserver" if sys.platform != "win32" else "spawn")
+    # The platform's default start method, as dask's process scheduler uses
+    # (fork on Linux before Python 3.14, forkserver after; spawn elsewhere), so
+    # multiprocessing.set_start_method() set by the user is respected.
+    return multiprocessing.get_context()
 
 
 def _progress(total: int, enabled: bool | None, desc: str):
