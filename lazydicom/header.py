@@ -28,17 +28,18 @@ index reports as skipped.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import EXPLICIT_VR_LENGTH_32, read_partial
 from pydicom.tag import Tag
-from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from . import _fastheader
 from ._fastheader import plain
@@ -85,6 +86,41 @@ _ENCAPSULATED_NATIVE = {ImplicitVRLittleEndian, "1.2.840.10008.1.2.1", "1.2.840.
 
 class HeaderError(Exception):
     """A file cannot be indexed; ``str(err)`` says why (shown in skip reports)."""
+
+
+class _BoundedFile:
+    """A read-only file for pydicom whose reads never ask for more than the file holds.
+
+    A bogus element length (0xFFFFFFF0 in a mangled file) makes pydicom call
+    ``fp.read(length)``, and ``BufferedReader.read(n)`` allocates ``n`` bytes
+    up front (hundreds of MB to 4 GiB) before finding the end of the file.
+    Capping ``n`` at the bytes left returns exactly the same data. Not an
+    ``io.BufferedReader`` on purpose: pydicom then keeps this object for
+    deferred reads of large values instead of re-opening the file unbounded.
+    """
+
+    def __init__(self, fp: Any, size: int, name: Any) -> None:
+        self._fp = fp
+        self._size = size
+        self.name = name  # pydicom's FileDataset.filename
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            return self._fp.read()
+        return self._fp.read(min(n, max(self._size - self._fp.tell(), 0)))
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fp.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fp.tell()
+
+    def fileno(self) -> int:
+        return self._fp.fileno()
+
+    @property
+    def closed(self) -> bool:
+        return self._fp.closed
 
 
 def _looks_like_raw_dataset(fp) -> bool:
@@ -234,7 +270,9 @@ def _plan(extra: Sequence[Attribute]) -> tuple[tuple[Attribute, ...], _fastheade
     cached = _PLANS.get(key)
     if cached is None:
         if not _KEYWORD_ATTRS:
-            _KEYWORD_ATTRS.extend(resolve(k) for k in KEYWORDS)
+            resolved = [resolve(k) for k in KEYWORDS]
+            if not _KEYWORD_ATTRS:  # another thread may have been first
+                _KEYWORD_ATTRS[:] = resolved
         attrs = tuple(_KEYWORD_ATTRS) + tuple(a for a in key if not a.derived)
         cached = (attrs, _fastheader.plan_for(attrs))
         if len(_PLANS) > 256:
@@ -275,20 +313,29 @@ def _read_header(
     """:func:`read_header`; ``fast=False`` forces the pydicom path (tests compare both)."""
     attrs, plan = _plan(extra)
     try:
-        with open(path, "rb") as fp:
-            size = os.fstat(fp.fileno()).st_size
+        # os.open + os.pread: the fast path needs no Python file object
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+            size = st.st_size
             if size == 0:
                 raise HeaderError("empty file")
             if fast:
-                found = _fastheader.read_fast(fp.fileno(), size, plan)
+                found = _fastheader.read_fast(fd, size, plan)
                 if found is not None:
                     if not found.has_identity:
                         raise HeaderError("no DICOM attributes found")
                     base = found.base
                     base["TransferSyntaxUID"] = found.transfer_syntax
                     return _frames(base, found.implicit, found.pixel, size, attrs, None)
-            ds, pixel = _read_dataset(fp, str(path))
-            return _rows(ds, pixel, attrs, size)
+            with open(fd, "rb", closefd=False) as fp:
+                bounded = _BoundedFile(fp, size, os.fspath(path))
+                ds, pixel = _read_dataset(bounded, str(path))
+                return _rows(ds, pixel, attrs, size)
+        finally:
+            os.close(fd)
     except HeaderError:
         raise
     except PermissionError as exc:
@@ -347,7 +394,7 @@ def _frames(
     length = pixel["length"]
     n_frames = int(base.get("NumberOfFrames") or 1)
     encapsulated = length == 0xFFFFFFFF
-    deflated = UID(ts) == DeflatedExplicitVRLittleEndian
+    deflated = ts == DeflatedExplicitVRLittleEndian  # ts is a plain, stripped str
     frame_bytes = None if encapsulated or deflated else _frame_bytes(base)
     if value_offset > size:
         raise HeaderError("Pixel Data starts past the end of the file")
@@ -373,7 +420,7 @@ def _frames(
         per_frame = pfg or ()
     rows = []
     for i in range(n_frames):
-        row = dict(base)
+        row = dict(base) if n_frames > 1 else base
         if shared:
             row.update(shared)
         if i < len(per_frame):

@@ -52,6 +52,15 @@ def _read_files(root: str, files: Sequence[tuple[str, int, int]], extra: Sequenc
     attrs = [resolve(e) for e in extra]
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
+    with warnings.catch_warnings():
+        # pydicom warns about every odd value of every odd file; what matters to
+        # the user (files skipped, and why) is reported once, by _warn_skipped
+        warnings.simplefilter("ignore", UserWarning)
+        _read_into_rows(root, files, attrs, rows, skipped)
+    return rows, skipped
+
+
+def _read_into_rows(root, files, attrs, rows, skipped) -> None:
     for rel, size, mtime in files:
         try:
             frames = read_header(os.path.join(root, rel), attrs)
@@ -61,7 +70,6 @@ def _read_files(root: str, files: Sequence[tuple[str, int, int]], extra: Sequenc
         for row in frames:
             row["path"], row["size"], row["mtime"] = rel, size, mtime
             rows.append(row)
-    return rows, skipped
 
 
 def _pool_context():

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+import numpy as np
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.multival import MultiValue
-from pydicom.valuerep import PersonName
+from pydicom.sequence import Sequence
+from pydicom.valuerep import DA, DT, TM, PersonName
 
 from .errors import UnknownAttributeError
 
@@ -126,8 +129,17 @@ def vr_of(tag: int) -> str | None:
 
 
 def _scalar(value: Any) -> Any:
-    if isinstance(value, bool | int | str):
+    if isinstance(value, bool):
         return value
+    if isinstance(value, DA | DT | TM):
+        # read with pydicom.config.datetime_conversion on: keep the DICOM text
+        return str(value.original_string).strip()
+    if isinstance(value, Decimal):  # DS read with config.use_DS_decimal
+        return float(value)
+    if isinstance(value, int):  # IS and other int subclasses become plain int
+        return int(value)
+    if isinstance(value, str):  # UID, PersonName-like str subclasses
+        return str(value)
     if isinstance(value, float):  # DSfloat, IS are subclasses
         return float(value)
     if isinstance(value, PersonName):
@@ -163,6 +175,10 @@ def plain_value(value: Any) -> Any:
     if isinstance(value, str):
         value = value.strip()
         return value or None
+    if isinstance(value, Sequence):  # pydicom 3's Sequence is not a list
+        return None
+    if isinstance(value, np.ndarray):  # DS/IS read with config.use_DS_numpy
+        value = value.tolist() if value.ndim else [value.item()]
     if isinstance(value, MultiValue | list | tuple):
         if len(value) == 0:
             return None
