@@ -1,0 +1,205 @@
+"""Run the lazydicom benchmarks: ``python -m benchmarks [--quick] [--only NAME] [--data DIR]``.
+
+Prints one markdown table per group, with the machine description, and writes
+the results as JSON (``benchmarks/results/latest.json``, or ``quick.json`` for
+``--quick``). See ``benchmarks/README.md`` for what each row means.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # peers' progress bars; set before tqdm is imported
+
+import argparse  # noqa: E402
+import datetime as _dt  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from .common import Row, machine_info, markdown_table  # noqa: E402
+
+try:  # no tqdm monitor thread: peers' progress bars would start one and leave it running
+    import tqdm  # noqa: E402
+
+    tqdm.tqdm.monitor_interval = 0
+except ImportError:  # pragma: no cover - tqdm comes with lazydicom and dbdicom
+    pass
+from .data import big_spec, ensure_dataset, grid_spec  # noqa: E402
+
+GROUPS = ("index", "read", "select", "jpeg", "memory")
+
+TITLES = {
+    "index": "Index: scan the headers of the grid folder",
+    "read": "Full read of the grid series into (x, y, SliceLocation, FlipAngle, RepetitionTime)",
+    "select": "Selection: one FlipAngle of k",
+    "jpeg": "JPEG Lossless CT (real data, largest series)",
+    "memory": "Memory: mean of a large series, peak RSS of a fresh process",
+}
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Time lazydicom against pydicom, dbdicom, SimpleITK, imagedata and "
+        "the raw-read limit, side by side in one run.",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small data (160 grid frames, 210 MB memory series) and fewer "
+        "repeats: a smoke run of a few minutes",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help=f"run only these groups (repeat or comma-separate): {', '.join(GROUPS)}",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "lazydicom-bench",
+        help="scratch directory for generated data, kept between runs (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="timed runs per row, median reported (default 3, 2 with --quick)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="results JSON (default benchmarks/results/latest.json, quick.json with --quick)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="print tracebacks of failed measurements"
+    )
+    args = parser.parse_args(argv)
+    names = [
+        n.strip() for item in (args.only or list(GROUPS)) for n in item.split(",") if n.strip()
+    ]
+    unknown = sorted(set(names) - set(GROUPS))
+    if unknown:
+        parser.error(f"unknown group(s) {unknown}; choose from {', '.join(GROUPS)}")
+    args.groups = [g for g in GROUPS if g in names]
+    if args.repeat is None:
+        args.repeat = 2 if args.quick else 3
+    if args.output is None:
+        args.output = RESULTS / ("quick.json" if args.quick else "latest.json")
+    return args
+
+
+def _log(message: str) -> None:
+    print(f"[benchmarks {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _machine_markdown(info: dict) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+    return (
+        f"- CPU: {info['cpu']}, {info['cores']} cores, {info['ram_gb']} GB RAM, {info['os']}\n"
+        f"- Python {info['python']}; lazydicom git {info['lazydicom_git']}\n"
+        f"- {versions}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected groups, print the tables and write the JSON results."""
+    args = _parse(argv)
+    scratch: Path = args.data
+    scratch.mkdir(parents=True, exist_ok=True)
+    info = machine_info()
+    started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    _log(
+        f"groups {args.groups}, scratch {scratch}, repeat {args.repeat}"
+        + (", quick" if args.quick else "")
+    )
+
+    grid = None
+    if {"index", "read", "select"} & set(args.groups):
+        grid = ensure_dataset(scratch, grid_spec(args.quick), log=_log)
+
+    from . import compressed, index, memory, read
+
+    runners: dict[str, Callable[[], list[Row]]] = {
+        "index": lambda: index.run_index(grid, args.repeat, args.verbose),
+        "read": lambda: read.run_read(grid, args.repeat, args.verbose),
+        "select": lambda: read.run_select(grid, args.repeat, args.verbose),
+        "jpeg": lambda: compressed.run_jpeg(scratch, args.repeat, args.verbose),
+        "memory": lambda: memory.run_memory(
+            ensure_dataset(scratch, big_spec(args.quick), log=_log), args.verbose
+        ),
+    }
+    results: dict[str, dict] = {}
+    out = [
+        "# lazydicom benchmarks",
+        "",
+        f"{started}{' (--quick)' if args.quick else ''}; median of {args.repeat} runs "
+        "unless noted; page cache warm.",
+        "",
+        _machine_markdown(info),
+    ]
+    if grid is not None:
+        spec = grid.spec
+        axes = " x ".join(f"{len(v)} {k}" for k, v in spec.coords.items())
+        out += [
+            "",
+            f"Grid data: {spec.nframes} single-frame {spec.rows}x{spec.cols} uint16 MR files, "
+            f"Explicit VR Little Endian, grid {axes}, "
+            f"in {len(grid.subfolders())} folders, in {grid.folder}",
+        ]
+    for name in args.groups:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        _log(f"running {name} (load average {load}) ...")
+        start = time.perf_counter()
+        try:
+            rows = runners[name]()
+        except Exception as exc:  # noqa: BLE001 - one broken group must not hide the others
+            if args.verbose:
+                raise
+            rows = [Row(name, ratio_text="n/a (error)", note=f"{type(exc).__name__}: {exc}")]
+        elapsed = time.perf_counter() - start
+        _log(f"{name} done in {elapsed:.0f} s")
+        results[name] = {
+            "title": TITLES[name],
+            "elapsed_s": elapsed,
+            "load_average": load,
+            "rows": [r.to_dict() for r in rows],
+        }
+        table = markdown_table(rows)
+        busy = (
+            f" (load average {load:.2f} at start: other work was running)"
+            if load and load > 0.7
+            else ""
+        )
+        out += ["", f"## {TITLES[name]}", "", f"{elapsed:.0f} s{busy}", "", table]
+
+    text = "\n".join(out) + "\n"
+    print(text)
+    payload = {
+        "created": started,
+        "command": ["python", "-m", "benchmarks", *(argv if argv is not None else sys.argv[1:])],
+        "quick": args.quick,
+        "repeat": args.repeat,
+        "groups_run": args.groups,
+        "machine": info,
+        "groups": results,
+        "markdown": text,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.output.with_name(args.output.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, default=str))
+    tmp.replace(args.output)
+    _log(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
