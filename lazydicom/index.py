@@ -154,13 +154,16 @@ def _to_arrow(df: pd.DataFrame) -> pa.Table:
 
 
 def _from_arrow(table: pa.Table) -> pd.DataFrame:
-    df = table.to_pandas()
-    for i, field in enumerate(table.schema):
-        if pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
-            df[field.name] = [
-                None if v is None else tuple(v.tolist()) for v in df[field.name].to_numpy()
-            ]
-    return df
+    """DataFrame of the index; list columns (multi-valued attributes) become tuples."""
+    lists = [f.name for f in table.schema
+             if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)]
+    if not lists:
+        return table.to_pandas()
+    df = table.drop_columns(lists).to_pandas()
+    # to_pylist is C-fast; pandas' own conversion of list columns is not
+    tuples = {name: [None if v is None else tuple(v) for v in table.column(name).to_pylist()]
+              for name in lists}
+    return pd.concat([df, pd.DataFrame(tuples, index=df.index, dtype=object)], axis=1)
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -223,7 +226,8 @@ class Index:
             scan_folder(self.root)  # raises the documented FileNotFoundError
         self.location = Path(location) if location is not None else default_location(self.root)
         self.location.mkdir(parents=True, exist_ok=True)
-        self.table = pd.DataFrame()
+        self._table: pd.DataFrame | None = pd.DataFrame()
+        self._arrow: pa.Table | None = None  # the loaded index, until table is first used
         self.skipped = _empty_skipped()
         #: extra columns (non-default attributes) and the files already read for them
         self.extra: dict[str, set[str]] = {}
@@ -237,12 +241,26 @@ class Index:
             meta = json.loads(meta_path.read_text())
             if meta.get("version") != FORMAT_VERSION:
                 return
-            table = _from_arrow(feather.read_table(self.location / _INDEX_FILE))
+            arrow = feather.read_table(self.location / _INDEX_FILE, memory_map=False)
             skipped = feather.read_table(self.location / _SKIPPED_FILE).to_pandas()
         except (OSError, ValueError, pa.ArrowException):
             return  # no index yet, or an unreadable one: rebuilt from the files
-        self.table, self.skipped = table, skipped
+        # Converting ~90 columns to pandas costs more than the rest of a reopen;
+        # it is done when the table is first used (refresh needs three columns).
+        self._arrow, self._table, self.skipped = arrow, None, skipped
         self.extra = {k: set(v) for k, v in meta.get("extra", {}).items()}
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per frame (and per object without pixels); see the class docstring."""
+        if self._table is None:
+            self._table = _from_arrow(self._arrow)
+            self._arrow = None
+        return self._table
+
+    @table.setter
+    def table(self, value: pd.DataFrame) -> None:
+        self._table, self._arrow = value, None
 
     def save(self) -> None:
         """Persist the index atomically (each file is written then renamed)."""
@@ -269,14 +287,17 @@ class Index:
     # -- refresh ------------------------------------------------------------------
 
     def _known(self) -> dict[str, tuple[int, int]]:
+        """(size, mtime) of every file the index has seen, indexed or skipped."""
         known: dict[str, tuple[int, int]] = {}
-        for frame in (self.table, self.skipped):
+        if self._table is None:  # still the loaded Arrow table: read three columns only
+            columns = [self._arrow.column(c).to_pylist() for c in ("path", "size", "mtime")]
+            known.update(zip(columns[0], zip(columns[1], columns[2])))
+        for frame in ((self.table,) if self._table is not None else ()) + (self.skipped,):
             if len(frame):
-                first = frame.drop_duplicates("path")
-                known.update(
-                    zip(first["path"].tolist(),
-                        zip(first["size"].astype(int).tolist(), first["mtime"].astype(int).tolist()))
-                )
+                # rows of one file repeat the same values: later ones just overwrite
+                known.update(zip(frame["path"].tolist(),
+                                 zip(frame["size"].astype(np.int64).tolist(),
+                                     frame["mtime"].astype(np.int64).tolist())))
         return known
 
     def refresh(self, *, progress: bool | None = None, workers: int | None = None) -> dict:
