@@ -23,11 +23,13 @@ from .errors import (
 )
 from .records import Database, Patient, Series, Study
 from .records import open_database as open
+from .writers import zeros
 
 __version__ = "0.1.0"
 
 __all__ = [
     "open",
+    "zeros",
     "Database",
     "Patient",
     "Study",

@@ -240,13 +240,15 @@ class Series(_Record):
         rescale: bool = True,
         frames_per_task: int = 64,
         scheduler: str = "threads",
+        num_workers: int | None = None,
     ) -> np.ndarray:
         """Read a selection eagerly into one numpy array, fast.
 
         Same arguments and values as :meth:`ndarray`, but read at once, each
         frame copied straight into its slot of a Fortran-ordered array (where a
         transposed frame is contiguous), ``frames_per_task`` frames per task on
-        dask's threaded scheduler (``scheduler="sync"`` for one thread).
+        dask's threaded scheduler (``scheduler="sync"`` for one thread,
+        ``"processes"`` for compressed data, whose decoders hold the GIL).
         ``series.ndarray(...).compute()`` gives the same values, slower: dask
         assembles its result in C order, scattering every pixel.
 
@@ -262,7 +264,7 @@ class Series(_Record):
         out = np.empty(frame[:2] + grid.shape + frame[2:], dtype=dtype, order="F")
         return read_into(out, grid, refs, fill_value=fill_value, rescale=rescale,
                          frames_per_task=frames_per_task, scheduler=scheduler,
-                         cache=self.database.cache)
+                         num_workers=num_workers, cache=self.database.cache)
 
     def xarray(self, dims: Sequence[str | int] | str | int = ("InstanceNumber",),
                coords: Mapping[Any, Any] | None = None, slice: Mapping[Any, Any] | None = None,

@@ -85,8 +85,8 @@ def resolve(name: str | int) -> Attribute:
 
     Examples
     --------
-    >>> resolve("FlipAngle")
-    Attribute(column='FlipAngle', tag=1572992)
+    >>> resolve("FlipAngle") == Attribute("FlipAngle", 0x00181314)
+    True
     >>> resolve("(0018,0080)").column
     'RepetitionTime'
     >>> resolve(0x2005100E).column
