@@ -131,6 +131,11 @@ def run_jpeg(scratch: Path, repeat: int = 3, verbose: bool = False) -> list[Row]
             lambda s: s.ndarray(dims=dims).compute(),
         ),
         ("lazydicom numpy(dims=('InstanceNumber',))", lambda s: s.numpy(dims=dims)),
+        (
+            "lazydicom numpy(dims, scheduler='processes'), 2 workers",
+            lambda s: s.numpy(dims=dims, scheduler="processes", num_workers=2,
+                              frames_per_task=8),
+        ),
     ]
     series = None
     try:
