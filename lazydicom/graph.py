@@ -36,12 +36,19 @@ __all__ = ["frame_refs", "result_dtype", "build_array", "read_block"]
 
 _REF_COLUMNS = (
     # (index column, FrameRef field, default when absent)
-    ("FrameNumber", "index", 1), ("NumberOfFrames", "number_of_frames", 1),
-    ("PixelDataOffset", "pixel_offset", -1), ("FrameOffset", "frame_offset", -1),
-    ("FrameLength", "frame_length", -1), ("Rows", "rows", 0), ("Columns", "columns", 0),
-    ("SamplesPerPixel", "samples_per_pixel", 1), ("BitsAllocated", "bits_allocated", 16),
-    ("BitsStored", "bits_stored", -1), ("PixelRepresentation", "pixel_representation", 0),
-    ("PlanarConfiguration", "planar_configuration", 0), ("size", "size", -1),
+    ("FrameNumber", "index", 1),
+    ("NumberOfFrames", "number_of_frames", 1),
+    ("PixelDataOffset", "pixel_offset", -1),
+    ("FrameOffset", "frame_offset", -1),
+    ("FrameLength", "frame_length", -1),
+    ("Rows", "rows", 0),
+    ("Columns", "columns", 0),
+    ("SamplesPerPixel", "samples_per_pixel", 1),
+    ("BitsAllocated", "bits_allocated", 16),
+    ("BitsStored", "bits_stored", -1),
+    ("PixelRepresentation", "pixel_representation", 0),
+    ("PlanarConfiguration", "planar_configuration", 0),
+    ("size", "size", -1),
     ("mtime", "mtime", -1),
 )
 
@@ -67,19 +74,37 @@ def frame_refs(table: pd.DataFrame, root: str) -> list[FrameRef]:
     ints["index"] = [i - 1 for i in ints["index"]]
     bits = ints["bits_allocated"]
     ints["bits_stored"] = [b if s < 0 else s for s, b in zip(ints["bits_stored"], bits)]
-    photometric = (table["PhotometricInterpretation"].fillna("MONOCHROME2").astype(str).tolist()
-                   if "PhotometricInterpretation" in table.columns else ["MONOCHROME2"] * n)
+    photometric = (
+        table["PhotometricInterpretation"].fillna("MONOCHROME2").astype(str).tolist()
+        if "PhotometricInterpretation" in table.columns
+        else ["MONOCHROME2"] * n
+    )
     paths = [f"{root}/{p}" for p in table["path"].tolist()]
     syntax = table["TransferSyntaxUID"].astype(str).tolist()
     slope = _float_column(table, "RescaleSlope", 1.0)
     intercept = _float_column(table, "RescaleIntercept", 0.0)
     return [
-        FrameRef(paths[i], ints["index"][i], ints["number_of_frames"][i],
-                 ints["pixel_offset"][i], ints["frame_offset"][i], ints["frame_length"][i],
-                 syntax[i], ints["rows"][i], ints["columns"][i], ints["samples_per_pixel"][i],
-                 bits[i], ints["bits_stored"][i], ints["pixel_representation"][i],
-                 photometric[i], ints["planar_configuration"][i], slope[i], intercept[i],
-                 ints["size"][i], ints["mtime"][i])
+        FrameRef(
+            paths[i],
+            ints["index"][i],
+            ints["number_of_frames"][i],
+            ints["pixel_offset"][i],
+            ints["frame_offset"][i],
+            ints["frame_length"][i],
+            syntax[i],
+            ints["rows"][i],
+            ints["columns"][i],
+            ints["samples_per_pixel"][i],
+            bits[i],
+            ints["bits_stored"][i],
+            ints["pixel_representation"][i],
+            photometric[i],
+            ints["planar_configuration"][i],
+            slope[i],
+            intercept[i],
+            ints["size"][i],
+            ints["mtime"][i],
+        )
         for i in range(n)
     ]
 
@@ -167,7 +192,9 @@ def fill_block(block_shape: tuple[int, ...], dtype: np.dtype, fill_value: Any) -
     return np.full(block_shape, fill_value, dtype=dtype)
 
 
-def dim_chunks(shape: Sequence[int], chunks: Any, dims: Sequence[str]) -> tuple[tuple[int, ...], ...]:
+def dim_chunks(
+    shape: Sequence[int], chunks: Any, dims: Sequence[str]
+) -> tuple[tuple[int, ...], ...]:
     """Chunk sizes along the dims.
 
     ``None`` or 1: one frame per chunk. An int ``n``: about ``n`` frames per
@@ -229,8 +256,16 @@ def build_array(
             if c < 0:
                 dsk[key] = (fill_block, bshape, dtype, fill_value)
             else:
-                dsk[key] = (read_block, (refs[c],), bshape, len(frame), dtype, fill_value,
-                            rescale, cache)
+                dsk[key] = (
+                    read_block,
+                    (refs[c],),
+                    bshape,
+                    len(frame),
+                    dtype,
+                    fill_value,
+                    rescale,
+                    cache,
+                )
     else:
         starts = [np.cumsum((0,) + c) for c in cchunks]
         for block in np.ndindex(*(len(c) for c in cchunks)):
@@ -243,8 +278,16 @@ def build_array(
                 dsk[key] = (fill_block, bshape, dtype, fill_value)
             else:
                 block_refs = tuple(None if c < 0 else refs[c] for c in flat)
-                dsk[key] = (read_block, block_refs, bshape, len(frame), dtype, fill_value,
-                            rescale, cache)
+                dsk[key] = (
+                    read_block,
+                    block_refs,
+                    bshape,
+                    len(frame),
+                    dtype,
+                    fill_value,
+                    rescale,
+                    cache,
+                )
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
     return Array(graph, name, all_chunks, dtype=dtype)
 
@@ -255,8 +298,12 @@ def _token(grid: Grid, refs: Sequence[FrameRef], *args: Any) -> str:
 
     h = hashlib.sha1()
     h.update("\0".join(r.path for r in refs).encode())
-    h.update(np.array([(r.index, r.size, r.mtime, r.frame_offset, r.pixel_offset)
-                       for r in refs], dtype=np.int64).tobytes())
+    h.update(
+        np.array(
+            [(r.index, r.size, r.mtime, r.frame_offset, r.pixel_offset) for r in refs],
+            dtype=np.int64,
+        ).tobytes()
+    )
     h.update(np.array([(r.slope, r.intercept) for r in refs], dtype=np.float64).tobytes())
     h.update(np.ascontiguousarray(grid.cells).tobytes())
     return tokenize(h.hexdigest(), grid.shape, *[str(a) for a in args])
@@ -269,15 +316,27 @@ def _empty(chunks, dtype) -> Array:
     return da.zeros(shape, dtype=dtype, chunks=tuple(c if sum(c) else (0,) for c in chunks))
 
 
-def _fill_frames(target: np.ndarray, positions: Sequence[int], refs: Sequence[FrameRef | None],
-                 fill_value: Any, rescale: bool, cache: Any = None) -> None:
+def _fill_frames(
+    target: np.ndarray,
+    positions: Sequence[int],
+    refs: Sequence[FrameRef | None],
+    fill_value: Any,
+    rescale: bool,
+    cache: Any = None,
+) -> None:
     read_frame = _reader(cache)
     for pos, ref in zip(positions, refs):
         target[:, :, pos] = fill_value if ref is None else read_frame(ref, rescale)
 
 
-def _read_frames(refs: Sequence[FrameRef | None], frame: tuple[int, ...], dtype: np.dtype,
-                 fill_value: Any, rescale: bool, cache: Any = None) -> np.ndarray:
+def _read_frames(
+    refs: Sequence[FrameRef | None],
+    frame: tuple[int, ...],
+    dtype: np.dtype,
+    fill_value: Any,
+    rescale: bool,
+    cache: Any = None,
+) -> np.ndarray:
     """Task for worker processes: frames stacked on a new axis (F order, contiguous)."""
     out = np.empty((*frame[:2], len(refs), *frame[2:]), dtype=dtype, order="F")
     _fill_frames(out, range(len(refs)), refs, fill_value, rescale, cache)
@@ -316,12 +375,14 @@ def read_into(
         )
     if out.size == 0:
         return out
-    tail = out.shape[2 + len(grid.shape):]
+    tail = out.shape[2 + len(grid.shape) :]
     target = out.reshape(out.shape[0], out.shape[1], -1, *tail, order="F")
     flat = grid.cells.reshape(-1, order="F").tolist()
     step = max(1, int(frames_per_task))
-    batches = [(start, [None if c < 0 else refs[c] for c in flat[start:start + step]])
-               for start in range(0, len(flat), step)]
+    batches = [
+        (start, [None if c < 0 else refs[c] for c in flat[start : start + step]])
+        for start in range(0, len(flat), step)
+    ]
     if scheduler == "processes":
         from concurrent.futures import ProcessPoolExecutor
 
@@ -329,21 +390,30 @@ def read_into(
 
         frame = (out.shape[0], out.shape[1], *tail)
         with ProcessPoolExecutor(num_workers, mp_context=_pool_context()) as pool:
-            futures = {pool.submit(_read_frames, b, frame, out.dtype, fill_value, rescale,
-                                   cache): start
-                       for start, b in batches}
+            futures = {
+                pool.submit(_read_frames, b, frame, out.dtype, fill_value, rescale, cache): start
+                for start, b in batches
+            }
             for future in futures:
                 block = future.result()
                 start = futures[future]
-                target[:, :, start:start + block.shape[2]] = block
+                target[:, :, start : start + block.shape[2]] = block
         return out
     from dask.local import get_sync
     from dask.threaded import get as get_threaded
 
     task = functools.partial(_fill_frames, target)
-    dsk = {("lazydicom-fill", start): (task, list(range(start, start + len(b))), b,
-                                      fill_value, rescale, cache)
-           for start, b in batches}
+    dsk = {
+        ("lazydicom-fill", start): (
+            task,
+            list(range(start, start + len(b))),
+            b,
+            fill_value,
+            rescale,
+            cache,
+        )
+        for start, b in batches
+    }
     if scheduler == "threads":
         get_threaded(dsk, list(dsk), num_workers=num_workers)
     else:

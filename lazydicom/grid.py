@@ -25,8 +25,14 @@ __all__ = ["Grid", "build_grid", "axis_key", "sorted_unique"]
 
 # Columns that identify a file or a frame's storage, never useful as extra dims.
 _NOT_DIMS = {
-    "path", "size", "mtime", "SOPInstanceUID", "PixelDataOffset", "FrameOffset",
-    "FrameLength", "IsImage",
+    "path",
+    "size",
+    "mtime",
+    "SOPInstanceUID",
+    "PixelDataOffset",
+    "FrameOffset",
+    "FrameLength",
+    "IsImage",
 }
 
 
@@ -208,8 +214,9 @@ def build_grid(
     return Grid(dims, tuple(tuple(a) for a in axes), cells)
 
 
-def _duplicate_error(table: pd.DataFrame, dims, a: int, b: int, frames: int, cells: int
-                     ) -> DuplicateCellError:
+def _duplicate_error(
+    table: pd.DataFrame, dims, a: int, b: int, frames: int, cells: int
+) -> DuplicateCellError:
     ra, rb = table.iloc[a], table.iloc[b]
     cell = ", ".join(f"{d}={axis_key(ra[d])!r}" for d in dims) or "(no dims)"
     differ = []
@@ -221,12 +228,17 @@ def _duplicate_error(table: pd.DataFrame, dims, a: int, b: int, frames: int, cel
             differ.append(col)
     hint = (
         f"Attributes that differ between them, candidates for an extra dim: {differ[:8]}"
-        if differ else "No indexed attribute tells them apart (duplicate files?)"
+        if differ
+        else "No indexed attribute tells them apart (duplicate files?)"
     )
-    where_a = f"{ra['path']!r}" + (f" frame {ra['FrameNumber']}" if ra.get("NumberOfFrames", 1) and
-                                    (ra.get("NumberOfFrames") or 1) > 1 else "")
-    where_b = f"{rb['path']!r}" + (f" frame {rb['FrameNumber']}" if (rb.get("NumberOfFrames") or 1)
-                                    > 1 else "")
+    where_a = f"{ra['path']!r}" + (
+        f" frame {ra['FrameNumber']}"
+        if ra.get("NumberOfFrames", 1) and (ra.get("NumberOfFrames") or 1) > 1
+        else ""
+    )
+    where_b = f"{rb['path']!r}" + (
+        f" frame {rb['FrameNumber']}" if (rb.get("NumberOfFrames") or 1) > 1 else ""
+    )
     return DuplicateCellError(
         f"{frames} frames share a cell; e.g. {where_a} and {where_b} both have {cell}. "
         f"{hint}. Add such a dim, or select one of them with coords."

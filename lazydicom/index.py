@@ -155,14 +155,17 @@ def _to_arrow(df: pd.DataFrame) -> pa.Table:
 
 def _from_arrow(table: pa.Table) -> pd.DataFrame:
     """DataFrame of the index; list columns (multi-valued attributes) become tuples."""
-    lists = [f.name for f in table.schema
-             if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)]
+    lists = [
+        f.name for f in table.schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)
+    ]
     if not lists:
         return table.to_pandas()
     df = table.drop_columns(lists).to_pandas()
     # to_pylist is C-fast; pandas' own conversion of list columns is not
-    tuples = {name: [None if v is None else tuple(v) for v in table.column(name).to_pylist()]
-              for name in lists}
+    tuples = {
+        name: [None if v is None else tuple(v) for v in table.column(name).to_pylist()]
+        for name in lists
+    }
     return pd.concat([df, pd.DataFrame(tuples, index=df.index, dtype=object)], axis=1)
 
 
@@ -199,8 +202,14 @@ def default_location(root: Path) -> Path:
 
 
 def _empty_skipped() -> pd.DataFrame:
-    return pd.DataFrame({"path": pd.Series([], dtype=object), "size": [], "mtime": [],
-                         "reason": pd.Series([], dtype=object)})
+    return pd.DataFrame(
+        {
+            "path": pd.Series([], dtype=object),
+            "size": [],
+            "mtime": [],
+            "reason": pd.Series([], dtype=object),
+        }
+    )
 
 
 class Index:
@@ -274,8 +283,9 @@ class Index:
         skipped = self.skipped
         _atomic_write(
             self.location / _SKIPPED_FILE,
-            lambda p: feather.write_feather(_to_arrow(skipped.reset_index(drop=True)), p,
-                                            compression="uncompressed"),
+            lambda p: feather.write_feather(
+                _to_arrow(skipped.reset_index(drop=True)), p, compression="uncompressed"
+            ),
         )
         meta = {
             "version": FORMAT_VERSION,
@@ -295,9 +305,15 @@ class Index:
         for frame in ((self.table,) if self._table is not None else ()) + (self.skipped,):
             if len(frame):
                 # rows of one file repeat the same values: later ones just overwrite
-                known.update(zip(frame["path"].tolist(),
-                                 zip(frame["size"].astype(np.int64).tolist(),
-                                     frame["mtime"].astype(np.int64).tolist())))
+                known.update(
+                    zip(
+                        frame["path"].tolist(),
+                        zip(
+                            frame["size"].astype(np.int64).tolist(),
+                            frame["mtime"].astype(np.int64).tolist(),
+                        ),
+                    )
+                )
         return known
 
     def refresh(self, *, progress: bool | None = None, workers: int | None = None) -> dict:
@@ -315,14 +331,24 @@ class Index:
         removed = set(known) - on_disk
         return self._apply(todo, removed, progress=progress, workers=workers, known=known)
 
-    def _apply(self, todo: list[FileStat], removed: set[str], *, progress: bool | None,
-               workers: int | None, known: dict | None = None) -> dict:
+    def _apply(
+        self,
+        todo: list[FileStat],
+        removed: set[str],
+        *,
+        progress: bool | None,
+        workers: int | None,
+        known: dict | None = None,
+    ) -> dict:
         """Read ``todo``, drop ``removed`` and stale rows, save; return counts."""
         known = self._known() if known is None else known
         stale = removed | {f.path for f in todo if f.path in known}
-        counts = {"added": sum(f.path not in known for f in todo),
-                  "changed": sum(f.path in known for f in todo),
-                  "removed": len(removed), "skipped": 0}
+        counts = {
+            "added": sum(f.path not in known for f in todo),
+            "changed": sum(f.path in known for f in todo),
+            "removed": len(removed),
+            "skipped": 0,
+        }
         if not todo and not removed:
             return counts
         extra = sorted(self.extra)
@@ -343,7 +369,7 @@ class Index:
             table = table.reset_index(drop=True)
         self.table, self.skipped = table, skip.reset_index(drop=True)
         read_paths = {f.path for f in todo}
-        for col, done in self.extra.items():
+        for done in self.extra.values():
             done.difference_update(stale)
             done.update(read_paths)
         counts["skipped"] = len(skipped)
@@ -372,8 +398,9 @@ class Index:
 
     # -- on-demand columns ---------------------------------------------------------
 
-    def ensure(self, names: Iterable[str | int | Attribute], paths: Iterable[str] | None = None
-               ) -> list[str]:
+    def ensure(
+        self, names: Iterable[str | int | Attribute], paths: Iterable[str] | None = None
+    ) -> list[str]:
         """Make sure the index holds columns for ``names``; return the column names.
 
         Attributes that are not kept by default (any keyword or tag, private tags
@@ -424,7 +451,9 @@ def _warn_skipped(skipped: list[dict[str, Any]]) -> None:
     lines = [f"  {s['path']!r}: {s['reason']}" for s in skipped[:10]]
     more = f"\n  ... and {len(skipped) - 10} more" if len(skipped) > 10 else ""
     warnings.warn(
-        f"{len(skipped)} file(s) were not indexed:\n" + "\n".join(lines) + more
+        f"{len(skipped)} file(s) were not indexed:\n"
+        + "\n".join(lines)
+        + more
         + "\nSee Database.skipped() for the full list.",
         SkippedFilesWarning,
         stacklevel=4,

@@ -26,8 +26,15 @@ from .errors import FrameReadError, InconsistentFramesError, MissingDecoderError
 __all__ = ["FrameRef", "read_frame", "stored_dtype", "frame_shape"]
 
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
-_COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420",
-           "PALETTE COLOR")
+_COLOUR = (
+    "RGB",
+    "YBR_FULL",
+    "YBR_FULL_422",
+    "YBR_ICT",
+    "YBR_RCT",
+    "YBR_PARTIAL_420",
+    "PALETTE COLOR",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +72,12 @@ class FrameRef:
         return self.samples_per_pixel == 3 or self.photometric == "PALETTE COLOR"
 
 
-def stored_dtype(bits_allocated: int, pixel_representation: int, photometric: str = "",
-                 palette_bits: int | None = None) -> np.dtype:
+def stored_dtype(
+    bits_allocated: int,
+    pixel_representation: int,
+    photometric: str = "",
+    palette_bits: int | None = None,
+) -> np.dtype:
     """The numpy dtype pydicom returns for frames with this pixel description."""
     if photometric == "PALETTE COLOR":
         return np.dtype(np.uint8 if palette_bits == 8 else np.uint16)
@@ -208,8 +219,7 @@ def read_frame(ref: FrameRef, rescale: bool = True) -> np.ndarray:
         raise FrameReadError(f"Cannot read frame {ref.index + 1} of {ref.path!r}: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - decoders raise many types; name the file
         raise FrameReadError(
-            f"Cannot decode frame {ref.index + 1} of {ref.path!r} "
-            f"({type(exc).__name__}: {exc})"
+            f"Cannot decode frame {ref.index + 1} of {ref.path!r} ({type(exc).__name__}: {exc})"
         ) from exc
     if ref.photometric == "PALETTE COLOR":
         from pydicom.pixels import apply_color_lut

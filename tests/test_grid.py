@@ -20,11 +20,16 @@ from lazydicom.grid import axis_key, build_grid, sorted_unique
 
 _values = st.one_of(
     st.lists(st.integers(-50, 50), min_size=1, max_size=4, unique=True),
-    st.lists(st.floats(-1e3, 1e3, allow_nan=False).map(lambda f: round(f, 3)),
-             min_size=1, max_size=4, unique=True),
+    st.lists(
+        st.floats(-1e3, 1e3, allow_nan=False).map(lambda f: round(f, 3)),
+        min_size=1,
+        max_size=4,
+        unique=True,
+    ),
     st.lists(st.text("abcXYZ ", min_size=1, max_size=3), min_size=1, max_size=3, unique=True),
-    st.lists(st.tuples(st.integers(-5, 5), st.integers(-5, 5)), min_size=1, max_size=3,
-             unique=True),
+    st.lists(
+        st.tuples(st.integers(-5, 5), st.integers(-5, 5)), min_size=1, max_size=3, unique=True
+    ),
 )
 
 
@@ -47,8 +52,9 @@ def _naive(rows: list[dict], dims: list[str]) -> tuple[list[list], dict[tuple, i
 def test_grid_matches_naive_placement(axes, data):
     dims = [f"d{i}" for i in range(len(axes))]
     all_cells = list(itertools.product(*axes))
-    present = data.draw(st.lists(st.sampled_from(all_cells), unique=True, min_size=1,
-                                 max_size=len(all_cells)))
+    present = data.draw(
+        st.lists(st.sampled_from(all_cells), unique=True, min_size=1, max_size=len(all_cells))
+    )
     duplicate = data.draw(st.booleans()) and len(present) > 0
     rows = [dict(zip(dims, c)) for c in present]
     if duplicate:

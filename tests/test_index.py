@@ -29,8 +29,11 @@ def _open(folder, **kw):
 
 def _frames_per_series(folder: Path, broken=()) -> Counter:
     """Independent count: pydicom frames per SeriesInstanceUID (pixel-less objects left out)."""
-    files = [p for p in folder.rglob("*")
-             if p.is_file() and ".lazydicom" not in p.parts and p not in set(broken)]
+    files = [
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and ".lazydicom" not in p.parts and p not in set(broken)
+    ]
     counts: Counter = Counter()
     for path in files:
         try:
@@ -68,10 +71,22 @@ def test_real_corpus_with_junk_lists_every_series(corpus):
 
 def test_attribute_values_match_pydicom(corpus):
     db = _open(corpus)
-    keywords = ["InstanceNumber", "SliceLocation", "ImagePositionPatient", "PixelSpacing",
-                "FlipAngle", "RepetitionTime", "EchoTime", "SeriesDescription", "Rows",
-                "RescaleSlope", "EffectiveEchoTime", "InStackPositionNumber",
-                "TemporalPositionIndex", "ImageOrientationPatient"]
+    keywords = [
+        "InstanceNumber",
+        "SliceLocation",
+        "ImagePositionPatient",
+        "PixelSpacing",
+        "FlipAngle",
+        "RepetitionTime",
+        "EchoTime",
+        "SeriesDescription",
+        "Rows",
+        "RescaleSlope",
+        "EffectiveEchoTime",
+        "InStackPositionNumber",
+        "TemporalPositionIndex",
+        "ImageOrientationPatient",
+    ]
     table = db.table().set_index(["path", "FrameNumber"])
     checked = 0
     files = [p for p in corpus.rglob("*") if p.is_file() and ".lazydicom" not in p.parts]
@@ -98,7 +113,9 @@ def test_private_tag_on_demand_from_functional_groups(corpus):
     (molli,) = db.series(SeriesDescription="Cor_T1MOLLI_BH")
     with opened_files(corpus) as opened:
         values = molli.values("(2005,1429)")  # Philips private, nested in functional groups
-    assert set(opened) == {str(corpus / "mr-enhanced-molli" / "IM_0001")}  # headers of its file only
+    assert set(opened) == {
+        str(corpus / "mr-enhanced-molli" / "IM_0001")
+    }  # headers of its file only
     ds = pydicom.dcmread(corpus / "mr-enhanced-molli" / "IM_0001")
     assert values == [frame_value(ds, 0x20051429, k) or None for k in range(10)]
     # kept in the index: asking again, or after reopening, reads nothing
@@ -133,8 +150,12 @@ def test_refresh_reads_only_added_changed_removed(tmp_path):
     assert len(db.series(SeriesDescription="new")[0].table()) == 2
     paths = set(db.table()["path"])
     assert files[0].relative_to(tmp_path).as_posix() not in paths
-    assert db.table().set_index("path").loc[files[1].relative_to(tmp_path).as_posix(),
-                                             "SeriesDescription"] == "rewritten"
+    assert (
+        db.table()
+        .set_index("path")
+        .loc[files[1].relative_to(tmp_path).as_posix(), "SeriesDescription"]
+        == "rewritten"
+    )
 
 
 def test_killed_write_leaves_previous_index(tmp_path, monkeypatch):
@@ -192,10 +213,21 @@ def test_empty_folder_is_an_empty_database(tmp_path):
 
 
 def test_records_and_filters(tmp_path):
-    write_series(tmp_path, {"SliceLocation": [0, 5], "FlipAngle": [5, 10]}, (6, 4),
-                 series_description="vfa", patient_id="P1")
-    write_series(tmp_path, {"SliceLocation": [0]}, (6, 4), series_description="other",
-                 patient_id="P2", series_number=2)
+    write_series(
+        tmp_path,
+        {"SliceLocation": [0, 5], "FlipAngle": [5, 10]},
+        (6, 4),
+        series_description="vfa",
+        patient_id="P1",
+    )
+    write_series(
+        tmp_path,
+        {"SliceLocation": [0]},
+        (6, 4),
+        series_description="other",
+        patient_id="P2",
+        series_number=2,
+    )
     db = _open(tmp_path)
     assert {p.uid for p in db.patients()} == {"P1", "P2"}
     (vfa,) = db.series(SeriesDescription="vfa")
@@ -218,10 +250,15 @@ def test_enhanced_rows_carry_per_frame_attributes(tmp_path):
     ds = pydicom.dcmread(tmp_path / "e.dcm")
     for k in range(6):
         row = table.iloc[k]
-        for kw in ("InStackPositionNumber", "EffectiveEchoTime", "RescaleIntercept",
-                   "ImagePositionPatient"):
+        for kw in (
+            "InStackPositionNumber",
+            "EffectiveEchoTime",
+            "RescaleIntercept",
+            "ImagePositionPatient",
+        ):
             want = frame_value(ds, kw, k)
             assert np.allclose(row[kw], want), (k, kw)
         normal = np.cross(*np.reshape(frame_value(ds, "ImageOrientationPatient", k), (2, 3)))
         assert row["SlicePosition"] == pytest.approx(
-            float(np.dot(normal, frame_value(ds, "ImagePositionPatient", k))))
+            float(np.dot(normal, frame_value(ds, "ImagePositionPatient", k)))
+        )

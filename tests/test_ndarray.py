@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import warnings
 from pathlib import Path
 
-import dask
 import numpy as np
 import pytest
 from pydicom.uid import (
@@ -77,12 +75,20 @@ def test_values_equal_the_encoded_pattern(tmp_path, syntax, dtype, bits):
         pytest.skip(f"no encoder for {syntax} to write the test data")
     shape = (40, 36) if syntax in (JPEG2000Lossless, JPEGLSLossless) else SHAPE
     missing = {(1, 2, 0), (0, 0, 1)}
-    write_series(tmp_path, COORDS, shape, transfer_syntax=syntax, dtype=dtype,
-                 bits_stored=bits, missing=missing)
+    write_series(
+        tmp_path,
+        COORDS,
+        shape,
+        transfer_syntax=syntax,
+        dtype=dtype,
+        bits_stored=bits,
+        missing=missing,
+    )
     series = _only_series(tmp_path)
     arr = series.ndarray(DIMS, fill_value=7)
-    expected = expected_ndarray(COORDS, shape, dtype=dtype, bits_stored=bits, missing=missing,
-                                fill_value=7)
+    expected = expected_ndarray(
+        COORDS, shape, dtype=dtype, bits_stored=bits, missing=missing, fill_value=7
+    )
     assert arr.shape == expected.shape == (shape[1], shape[0], 3, 4, 2)
     assert arr.dtype == expected.dtype
     got = arr.compute()
@@ -92,7 +98,9 @@ def test_values_equal_the_encoded_pattern(tmp_path, syntax, dtype, bits):
 
 
 def test_rescale_gives_float32_decided_before_reading(tmp_path):
-    write_series(tmp_path, COORDS, SHAPE, dtype="int16", rescale=lambda i: (0.5 + i[0], -100.0 * i[1]))
+    write_series(
+        tmp_path, COORDS, SHAPE, dtype="int16", rescale=lambda i: (0.5 + i[0], -100.0 * i[1])
+    )
     series = _only_series(tmp_path)
     with opened_files(tmp_path) as opened:
         arr = series.ndarray(DIMS)
@@ -101,7 +109,9 @@ def test_rescale_gives_float32_decided_before_reading(tmp_path):
     np.testing.assert_allclose(arr.compute(), ref, rtol=1e-6)
     raw = series.ndarray(DIMS, rescale=False)
     assert raw.dtype == np.int16
-    np.testing.assert_array_equal(raw.compute(), reference_ndarray(series.files(), DIMS, rescale=False))
+    np.testing.assert_array_equal(
+        raw.compute(), reference_ndarray(series.files(), DIMS, rescale=False)
+    )
 
 
 def test_identity_rescale_keeps_stored_dtype(tmp_path):
@@ -133,8 +143,13 @@ def test_duplicate_cell_names_both_files(tmp_path):
     # the attributes that tell them apart are suggested as extra dims
     assert "InstanceNumber" in str(err.value)
     # selecting cells without the duplicate works
-    arr = series.ndarray(coords={"SliceLocation": [-5.0, 20.0], "FlipAngle": [2, 10, 15, 30],
-                                 "RepetitionTime": [2.5, 5.0]})
+    arr = series.ndarray(
+        coords={
+            "SliceLocation": [-5.0, 20.0],
+            "FlipAngle": [2, 10, 15, 30],
+            "RepetitionTime": [2.5, 5.0],
+        }
+    )
     assert arr.shape == (4, 6, 2, 4, 2)
 
 
@@ -155,8 +170,9 @@ def test_coords_keep_the_order_given(tmp_path):
     write_series(tmp_path, COORDS, SHAPE)
     series = _only_series(tmp_path)
     full = expected_ndarray(COORDS, SHAPE)
-    arr = series.ndarray(coords={"FlipAngle": [30, 2], "SliceLocation": [7.5],
-                                 "RepetitionTime": [5.0, 2.5]})
+    arr = series.ndarray(
+        coords={"FlipAngle": [30, 2], "SliceLocation": [7.5], "RepetitionTime": [5.0, 2.5]}
+    )
     # result dims follow the coords keys: (x, y, FlipAngle, SliceLocation, RepetitionTime)
     expected = full[:, :, [1]][:, :, :, [3, 0]][:, :, :, :, [1, 0]].transpose(0, 1, 3, 2, 4)
     np.testing.assert_array_equal(arr.compute(), expected)
@@ -195,8 +211,10 @@ def test_dims_as_tags_and_derived(tmp_path):
     write_series(tmp_path, COORDS, SHAPE)
     series = _only_series(tmp_path)
     expected = expected_ndarray(COORDS, SHAPE)
-    for dims in [(0x00201041, "(0018,1314)", "00180080"), ("SlicePosition", "FlipAngle",
-                                                           "RepetitionTime")]:
+    for dims in [
+        (0x00201041, "(0018,1314)", "00180080"),
+        ("SlicePosition", "FlipAngle", "RepetitionTime"),
+    ]:
         np.testing.assert_array_equal(series.ndarray(dims).compute(), expected)
     coords = series.coords(("SliceLocation", "FlipAngle"))
     np.testing.assert_array_equal(coords["SliceLocation"], [-5.0, 7.5, 20.0])
@@ -210,10 +228,12 @@ def test_unknown_dim_is_a_clear_error(tmp_path):
 
 
 def test_frames_of_different_sizes_refused(tmp_path):
-    write_series(tmp_path / "a", {"InstanceNumber": [1, 2]}, (6, 4),
-                 extra={"SeriesInstanceUID": "1.2.3.4"})
-    write_series(tmp_path / "b", {"InstanceNumber": [3]}, (8, 4),
-                 extra={"SeriesInstanceUID": "1.2.3.4"})
+    write_series(
+        tmp_path / "a", {"InstanceNumber": [1, 2]}, (6, 4), extra={"SeriesInstanceUID": "1.2.3.4"}
+    )
+    write_series(
+        tmp_path / "b", {"InstanceNumber": [3]}, (8, 4), extra={"SeriesInstanceUID": "1.2.3.4"}
+    )
     series = _only_series(tmp_path)
     with pytest.raises(ValueError, match="differ in size") as err:
         series.ndarray()
@@ -230,8 +250,9 @@ def test_build_reads_nothing_and_compute_reads_only_selected(tmp_path):
     table = series.table()
     with opened_files(tmp_path) as opened:
         arr = series.ndarray(DIMS)
-        sub = series.ndarray(coords={"FlipAngle": [10], "SliceLocation": [-5.0, 20.0],
-                                     "RepetitionTime": [5.0]})
+        sub = series.ndarray(
+            coords={"FlipAngle": [10], "SliceLocation": [-5.0, 20.0], "RepetitionTime": [5.0]}
+        )
     assert opened == []
 
     # one cell by dask slicing reads exactly its file
@@ -244,8 +265,11 @@ def test_build_reads_nothing_and_compute_reads_only_selected(tmp_path):
     # a selection reads exactly its frames
     with opened_files(tmp_path) as opened:
         sub.compute()
-    wanted = table[(table.FlipAngle == 10) & (table.RepetitionTime == 5)
-                   & table.SliceLocation.isin([-5.0, 20.0])]
+    wanted = table[
+        (table.FlipAngle == 10)
+        & (table.RepetitionTime == 5)
+        & table.SliceLocation.isin([-5.0, 20.0])
+    ]
     assert len(wanted) == 2
     assert sorted(opened) == sorted(os.path.join(series.database.path, p) for p in wanted.path)
 
@@ -272,7 +296,9 @@ def test_chunks_do_not_change_values(tmp_path, chunks):
     write_series(tmp_path, COORDS, SHAPE, missing={(2, 3, 1)})
     series = _only_series(tmp_path)
     arr = series.ndarray(DIMS, chunks=chunks)
-    np.testing.assert_array_equal(arr.compute(), expected_ndarray(COORDS, SHAPE, missing={(2, 3, 1)}))
+    np.testing.assert_array_equal(
+        arr.compute(), expected_ndarray(COORDS, SHAPE, missing={(2, 3, 1)})
+    )
 
 
 def test_numpy_is_fortran_ordered_and_equal(tmp_path):
@@ -297,9 +323,12 @@ def test_distributed_worker_processes(tmp_path):
     write_series(tmp_path, COORDS, SHAPE, transfer_syntax=RLELossless)
     series = _only_series(tmp_path)
     arr = series.ndarray(DIMS)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         got = client.compute(arr).result()
         pids = client.run(os.getpid)
     assert len(set(pids.values())) == 2 and os.getpid() not in pids.values()
@@ -341,8 +370,13 @@ def test_changed_file_gives_clear_error(tmp_path):
 
 def test_enhanced_multiframe_every_frame_is_a_cell(tmp_path):
     coords = {"InStackPositionNumber": [3, 1, 2], "EffectiveEchoTime": [4.6, 2.3]}
-    write_enhanced_mr(tmp_path / "enhanced.dcm", coords, SHAPE, missing={(0, 1)},
-                      rescale=lambda i: (1.0 + i[0], float(i[1])))
+    write_enhanced_mr(
+        tmp_path / "enhanced.dcm",
+        coords,
+        SHAPE,
+        missing={(0, 1)},
+        rescale=lambda i: (1.0 + i[0], float(i[1])),
+    )
     series = _only_series(tmp_path)
     arr = series.ndarray(tuple(coords))
     assert arr.shape == (4, 6, 3, 2) and arr.dtype == np.float32
@@ -362,12 +396,16 @@ def _real_cases():
     """(id, series filter, dims) for each real series in tests/data."""
     return [
         pytest.param({"SeriesDescription": "ax 5 flip"}, ("SliceLocation",), id="rider-explicit"),
-        pytest.param({"SeriesDescription": "sag 3d gre +c"}, ("InstanceNumber",),
-                     id="rider-implicit"),
-        pytest.param({"SeriesNumber": 3, "Modality": "CT"}, ("SliceLocation",), id="ct-jpeg-lossless"),
+        pytest.param(
+            {"SeriesDescription": "sag 3d gre +c"}, ("InstanceNumber",), id="rider-implicit"
+        ),
+        pytest.param(
+            {"SeriesNumber": 3, "Modality": "CT"}, ("SliceLocation",), id="ct-jpeg-lossless"
+        ),
         pytest.param({"SeriesNumber": 1, "Modality": "CT"}, ("InstanceNumber",), id="ct-scout"),
-        pytest.param({"SeriesDescription": "Cor_T1MOLLI_BH"}, ("InstanceNumber",),
-                     id="enhanced-molli"),
+        pytest.param(
+            {"SeriesDescription": "Cor_T1MOLLI_BH"}, ("InstanceNumber",), id="enhanced-molli"
+        ),
         pytest.param({"Modality": "US"}, ("FrameNumber",), id="us-rle-palette"),
         pytest.param({"Rows": 576}, ("InstanceNumber",), id="siemens-ima"),
     ]
@@ -391,8 +429,10 @@ def test_real_series_equal_plain_pydicom(corpus, filters, dims):
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-@pytest.mark.skipif(not (SHARED / "mr-enhanced-multiframe").exists(),
-                    reason="the full corpus (../shared/data) is not beside this clone")
+@pytest.mark.skipif(
+    not (SHARED / "mr-enhanced-multiframe").exists(),
+    reason="the full corpus (../shared/data) is not beside this clone",
+)
 def test_philips_b0_map_shape(tmp_path):
     shutil.copytree(SHARED / "mr-enhanced-multiframe", tmp_path / "mf")
     db = _open(tmp_path / "mf")
