@@ -325,7 +325,7 @@ def test_distributed_worker_processes(tmp_path):
     arr = series.ndarray(DIMS)
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
