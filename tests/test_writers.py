@@ -560,7 +560,7 @@ def test_dask_distributed(series):
     array = np.random.default_rng(12).integers(0, 100, SHAPE).astype(np.uint16)
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster),
     ):
