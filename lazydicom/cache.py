@@ -63,6 +63,7 @@ _LOCK = threading.Lock()
 _STORES: dict[str, Any] = {}  # per-process open stores, by location
 _TEMPLATES: dict[tuple, dict] = {}  # zarr.json templates by (shape, dtype, compressor)
 _KNOWN_SHARDS: set[tuple[str, str]] = set()  # shard groups written by this process
+_WRITE_FAILED: set[str] = set()  # caches this process could not write (warned once)
 
 
 class CacheWarning(LazyDicomWarning):
@@ -107,8 +108,8 @@ class FrameCache:
             raise ValueError(
                 f"compressor must be one of {_COMPRESSORS}, got {self.compressor!r}"
             )
-        if isinstance(self.location, os.PathLike):
-            object.__setattr__(self, "location", os.fspath(self.location))
+        if isinstance(self.location, str | os.PathLike):  # absolute: workers' cwd differs
+            object.__setattr__(self, "location", os.path.abspath(os.fspath(self.location)))
 
     def __getstate__(self) -> dict:
         return {"location": self.location, "native": self.native,
@@ -125,22 +126,18 @@ class FrameCache:
         """The zarr store, opened once per process."""
         if not isinstance(self.location, str):
             return self.location
-        store = _STORES.get(self.location)
-        if store is None:
-            from zarr.storage import LocalStore
-
-            with _LOCK:
-                store = _STORES.get(self.location)
-                if store is None:
-                    store = _STORES[self.location] = LocalStore(self.location)
-        return store
+        return _local_store(self.location)
 
     def create(self) -> FrameCache:
         """Create the cache's root group if needed; returns self."""
-        if _get(self.store(), "zarr.json") is None:
-            _set(self.store(), "zarr.json", _group_json(
-                {"lazydicom_cache": {"format": CACHE_FORMAT,
-                                     "about": "decoded DICOM frames; safe to delete"}}))
+        try:
+            if _get(self.store(), "zarr.json") is None:
+                _set(self.store(), "zarr.json", _group_json(
+                    {"lazydicom_cache": {"format": CACHE_FORMAT,
+                                         "about": "decoded DICOM frames; safe to delete"}}))
+        except OSError as exc:
+            warnings.warn(f"Cannot create the frame cache at {self.location!r} ({exc}); "
+                          "frames will be read from DICOM", CacheWarning, stacklevel=3)
         return self
 
     def group(self):
@@ -229,7 +226,7 @@ class FrameCache:
         }}
         base = self._path(ref)
         shard = base.split("/")[0]
-        location = str(self.location) if isinstance(self.location, str) else str(id(store))
+        location = self._where()
         if (location, shard) not in _KNOWN_SHARDS:
             if _get(store, f"{shard}/zarr.json") is None:
                 _set(store, f"{shard}/zarr.json", _group_json({}))
@@ -241,8 +238,8 @@ class FrameCache:
         """Read a frame as :func:`~lazydicom.pixels.read_frame` does, through the cache.
 
         A hit opens no DICOM file; a miss reads the frame from DICOM and writes
-        it to the cache (a failed write warns with :class:`CacheWarning` and
-        still returns the frame).
+        it to the cache. A failed write warns with :class:`CacheWarning`, still
+        returns the frame, and stops this process writing to that cache.
         """
         if not self.cacheable(ref) or (self.verify and not _unchanged(ref)):
             self._count("bypass")
@@ -251,11 +248,15 @@ class FrameCache:
         if arr is None:
             self._count("miss")
             arr = read_frame(ref, rescale=False)
-            try:
-                self.put(ref, arr)
-            except OSError as exc:
-                warnings.warn(f"Cannot write frame {ref.index + 1} of {ref.path!r} to the "
-                              f"cache at {self.location!r}: {exc}", CacheWarning, stacklevel=2)
+            where = self._where()
+            if where not in _WRITE_FAILED:  # after one failed write, stop trying (and warning)
+                try:
+                    self.put(ref, arr)
+                except OSError as exc:
+                    _WRITE_FAILED.add(where)
+                    warnings.warn(f"Cannot write frame {ref.index + 1} of {ref.path!r} to "
+                                  f"the cache at {self.location!r}: {exc}; not writing to it "
+                                  "again in this process", CacheWarning, stacklevel=2)
         else:
             self._count("hit")
         if rescale and (ref.slope != 1 or ref.intercept != 0):
@@ -263,8 +264,12 @@ class FrameCache:
             arr = (arr * ref.slope + ref.intercept).astype(np.float32)
         return arr
 
+    def _where(self) -> str:
+        return self.location if isinstance(self.location, str) else f"store-{id(self.location)}"
+
     def _count(self, what: str) -> None:
-        self._stats[what] = self._stats.get(what, 0) + 1
+        with _LOCK:
+            self._stats[what] = self._stats.get(what, 0) + 1
 
     def stats(self) -> dict[str, int]:
         """Hits, misses and bypasses of this handle in this process (for tests and tuning)."""
@@ -310,7 +315,7 @@ def open_cache(spec: Any, default_location: str | os.PathLike) -> FrameCache | N
     elif spec is True:
         cache = FrameCache(os.fspath(default_location))
     elif isinstance(spec, str | os.PathLike):
-        cache = FrameCache(os.path.abspath(os.fspath(spec)))
+        cache = FrameCache(spec)
     elif hasattr(spec, "get") and hasattr(spec, "set"):
         cache = FrameCache(spec)
     else:
@@ -341,20 +346,34 @@ def _template(shape: tuple[int, ...], dtype: np.dtype, compressor: str | None) -
     meta = _TEMPLATES.get(key)
     if meta is None:
         import zarr
+        from zarr.codecs import BloscCodec, ZstdCodec
         from zarr.storage import MemoryStore
 
         codec = {
-            "lz4": zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),
-            "zstd": zarr.codecs.ZstdCodec(level=1),
+            "lz4": BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),
+            "zstd": ZstdCodec(level=1),
             None: None,
         }[compressor]
         store = MemoryStore()
         zarr.create_array(store, name="t", shape=shape, chunks=shape, dtype=dtype,
                           fill_value=0, compressors=codec,
                           chunk_key_encoding={"name": "default", "separator": "/"})
-        meta = json.loads(_get(store, "t/zarr.json"))
+        meta = json.loads(_get(store, "t/zarr.json") or b"{}")
         _TEMPLATES[key] = meta
     return meta
+
+
+def _local_store(location: str) -> Any:
+    """The zarr LocalStore of a folder, opened once per process."""
+    store = _STORES.get(location)
+    if store is None:
+        from zarr.storage import LocalStore
+
+        with _LOCK:
+            store = _STORES.get(location)
+            if store is None:
+                store = _STORES[location] = LocalStore(location)
+    return store
 
 
 def _group_json(attributes: dict) -> bytes:

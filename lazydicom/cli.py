@@ -113,7 +113,94 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the index in DIR instead of FOLDER/.lazydicom")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_index)
+    _add_extract(sub)
     return parser
+
+
+def _where(items: Sequence[str]) -> dict:
+    """``KEY=VALUE`` filters; numbers compare as numbers, ``A|B`` matches either."""
+    def value(text: str):
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        return text
+
+    where: dict = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"--where expects KEY=VALUE, got {item!r}")
+        values = [value(v) for v in text.split("|")]
+        where[key.strip()] = values if len(values) > 1 else values[0]
+    return where
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from .extract import extract
+    from .records import open_database
+
+    dims = [d.strip() for d in args.dims.split(",") if d.strip()]
+    if not dims:
+        print("lazydicom: error: --dims needs at least one attribute, e.g. --dims "
+              "SliceLocation,FlipAngle", file=sys.stderr)
+        return 2
+    try:
+        where = _where(args.where)
+    except argparse.ArgumentTypeError as exc:
+        print(f"lazydicom: error: {exc}", file=sys.stderr)
+        return 2
+    progress = False if args.quiet else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedFilesWarning)  # `lazydicom index` lists them
+        db = open_database(args.folder, index_path=args.index, progress=progress,
+                           cache=args.cache)
+    report = extract(db, args.out, dims, where=where or None, scheduler=args.scheduler,
+                     progress=progress, chunks=args.chunks or "auto",
+                     compressor=None if args.compressor == "none" else args.compressor)
+    failed = [r for r in report if r["status"] == "failed"]
+    counts = {s: sum(r["status"] == s for r in report) for s in ("written", "skipped", "failed")}
+    if not report:
+        print("No series matched.", file=sys.stderr)
+    for r in failed:
+        print(f"failed {r['name']}: {r['error']}", file=sys.stderr)
+    print(f"{args.out}: {counts['written']} series written, {counts['skipped']} already "
+          f"complete (skipped), {counts['failed']} failed")
+    return 1 if failed else 0
+
+
+def _add_extract(sub) -> None:
+    p = sub.add_parser(
+        "extract",
+        help="write every matching series to one zarr group (resumable)",
+        description="Write each series of FOLDER (optionally filtered with --where) as an "
+        "array with dims (x, y, *DIMS) into one zarr group OUT, one subgroup per series "
+        "named SeriesNumber_description_uidhash, with the grid coordinates and the series "
+        "attributes. Rerunning skips the series already complete; an interrupted run "
+        "resumes. Open the result with xarray.open_datatree(OUT, engine='zarr').",
+    )
+    p.add_argument("folder", help="folder of DICOM files (walked recursively)")
+    p.add_argument("out", help="zarr group to write, e.g. study.zarr")
+    p.add_argument("--dims", required=True, metavar="D1,D2,...",
+                   help="comma-separated dims, e.g. SliceLocation,FlipAngle")
+    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                   help="keep series with frames where KEY equals VALUE (A|B for either); "
+                   "repeat for several conditions")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="dask.distributed scheduler address (tcp://host:8786); default: "
+                   "local threads")
+    p.add_argument("--cache", metavar="DIR", nargs="?", const=True, default=None,
+                   help="keep decoded frames in a zarr cache (default location beside the "
+                   "index, or DIR)")
+    p.add_argument("--chunks", type=int, default=None, metavar="N",
+                   help="frames per zarr chunk (default: about 8 MB per chunk)")
+    p.add_argument("--compressor", choices=("lz4", "zstd", "default", "none"), default="lz4",
+                   help="codec of the pixel chunks (default blosc-lz4)")
+    p.add_argument("--index", metavar="DIR", default=None,
+                   help="keep the index in DIR instead of FOLDER/.lazydicom")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_extract)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -182,6 +182,13 @@ def read_block(
     return out
 
 
+def _useful(cache: Any, refs: Sequence[FrameRef]) -> Any:
+    """The cache, or None when it caches none of ``refs`` (native frames bypass it)."""
+    if cache is None or any(cache.cacheable(r) for r in refs):
+        return cache
+    return None
+
+
 def _reader(cache: Any):
     """``read_frame``, or the cache's read-through equivalent."""
     return read_frame if cache is None else cache.read
@@ -237,8 +244,9 @@ def build_array(
 
     ``refs[i]`` is the frame of table position ``i`` as used in ``grid.cells``.
     ``cache`` (a picklable :class:`~lazydicom.cache.FrameCache`) is passed to
-    every read task.
+    every read task, unless it caches none of the frames.
     """
+    cache = _useful(cache, refs)
     colour = len(frame) == 3
     shape = grid.shape
     cchunks = dim_chunks(shape, chunks, grid.dims)
@@ -366,6 +374,7 @@ def read_into(
     """
     import functools
 
+    cache = _useful(cache, refs)
     if not out.flags.f_contiguous:
         raise ValueError("read_into needs a Fortran-ordered array (np.empty(..., order='F'))")
     if scheduler not in ("threads", "sync", "synchronous", "single-threaded", "processes"):

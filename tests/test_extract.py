@@ -1,0 +1,265 @@
+"""Labelled output (xarray), to_zarr, and batch extraction of whole folders.
+
+Values are compared with the pattern the synthetic writer encodes
+(tests.synthetic.expected_ndarray); resumability is checked with the
+audit-hook file counter (a rerun opens no DICOM file of a finished series).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from pydicom.uid import RLELossless
+
+import lazydicom
+from lazydicom.cli import main
+from lazydicom.extract import extract, series_name, to_xarray, to_zarr
+from tests.conftest import opened_files
+from tests.synthetic import expected_ndarray, write_series
+
+xr = pytest.importorskip("xarray")
+
+COORDS = {"SliceLocation": [10.0, -5.0, 2.5], "FlipAngle": [15, 2]}
+DIMS = tuple(COORDS)
+SHAPE = (6, 4)
+RESCALE = (2.0, -5.0)
+
+
+@pytest.fixture
+def dicom(tmp_path: Path) -> Path:
+    return tmp_path / "dicom"
+
+
+def _series(folder) -> lazydicom.Series:
+    (series,) = lazydicom.open(folder, progress=False).series()
+    return series
+
+
+def _study(folder: Path) -> dict[str, list[Path]]:
+    """Three series: two with a (SliceLocation, FlipAngle) grid, one without FlipAngle."""
+    return {
+        "flip": write_series(folder, COORDS, SHAPE, series_description="ax 5 flip",
+                             series_number=3, rescale=RESCALE),
+        "rle": write_series(folder, COORDS, SHAPE, series_description="T1 / RLE",
+                            series_number=12, transfer_syntax=RLELossless),
+        "other": write_series(folder, {"SliceLocation": [1.0, 0.0]}, (5, 3),
+                              series_description="localizer", series_number=1,
+                              modality="CT"),
+    }
+
+
+# ------------------------------------------------------------------ xarray
+
+
+def test_xarray_is_lazy_and_labelled_with_the_grid(dicom):
+    write_series(dicom, COORDS, SHAPE, rescale=RESCALE, series_description="ax 5 flip")
+    series = _series(dicom)
+    with opened_files(dicom) as opened:
+        da = series.xarray(DIMS)
+    assert opened == []
+    assert da.dims == ("x", "y", "SliceLocation", "FlipAngle")
+    assert da.chunks is not None  # dask-backed
+    assert da["SliceLocation"].values.tolist() == [-5.0, 2.5, 10.0]
+    assert da["FlipAngle"].values.tolist() == [2, 15]
+    assert da.attrs["PixelSpacing"] == [1.5, 1.25]
+    assert da.attrs["ImageOrientationPatient"] == [1, 0, 0, 0, 1, 0]
+    assert da.attrs["SeriesDescription"] == "ax 5 flip"
+    assert da.attrs["units"] == "US" and da.attrs["dims"] == list(DIMS)
+    assert da.name == series_name(series)
+    np.testing.assert_array_equal(da.values, expected_ndarray(COORDS, SHAPE, rescale=RESCALE))
+    # label-based selection works on the grid values
+    np.testing.assert_array_equal(da.sel(FlipAngle=15, SliceLocation=2.5).values,
+                                  series.ndarray(coords={"SliceLocation": [2.5],
+                                                         "FlipAngle": [15]}).compute()[..., 0, 0])
+
+
+def test_xarray_selection_keeps_the_order_asked_for(dicom):
+    write_series(dicom, COORDS, SHAPE)
+    series = _series(dicom)
+    da = series.xarray(coords={"FlipAngle": [15, 2, 99], "SliceLocation": [10.0, -5.0]})
+    assert da.dims == ("x", "y", "FlipAngle", "SliceLocation")
+    assert da["FlipAngle"].values.tolist() == [15, 2]
+    assert da["SliceLocation"].values.tolist() == [10.0, -5.0]
+    sel = {"SliceLocation": [2, 0], "FlipAngle": [0, 1]}
+    by_index = to_xarray(series, slice=sel, name="pixels")
+    assert by_index["SliceLocation"].values.tolist() == [10.0, -5.0] and by_index.name == "pixels"
+    np.testing.assert_array_equal(by_index.values, series.ndarray(slice=sel).compute())
+
+
+def test_multivalued_dim_and_colour(dicom, tmp_path):
+    positions = [(0.0, 0.0, 5.0), (0.0, 0.0, -2.5)]
+    write_series(dicom, {"ImagePositionPatient": positions}, SHAPE)
+    da = _series(dicom).xarray(("ImagePositionPatient",))
+    assert da["ImagePositionPatient"].values.tolist() == ["0\\0\\-2.5", "0\\0\\5"]
+    assert da["ImagePositionPatient_2"].values.tolist() == [-2.5, 5.0]
+    assert da["ImagePositionPatient_2"].dims == ("ImagePositionPatient",)
+    to_zarr(_series(dicom), tmp_path / "ipp.zarr", ("ImagePositionPatient",), name="p",
+            layout="xy")
+    back = xr.open_zarr(tmp_path / "ipp.zarr")
+    assert back["ImagePositionPatient_2"].values.tolist() == [-2.5, 5.0]
+    assert back["ImagePositionPatient"].values.tolist() == ["0\\0\\-2.5", "0\\0\\5"]
+    rgb = tmp_path / "rgb"
+    write_series(rgb, {"InstanceNumber": [1, 2]}, SHAPE, dtype="uint8", samples_per_pixel=3)
+    da = _series(rgb).xarray()
+    assert da.dims == ("x", "y", "InstanceNumber", "rgb") and da.shape[-1] == 3
+
+
+# ------------------------------------------------------------------ to_zarr
+
+
+def test_to_zarr_round_trips_with_coordinates_chunk_aligned(dicom, tmp_path):
+    write_series(dicom, COORDS, SHAPE, transfer_syntax=RLELossless)
+    series = _series(dicom)
+    out = tmp_path / "one.zarr"
+    series.to_zarr(out, DIMS, name="pixels", chunks=2)
+    ds = xr.open_zarr(out)
+    # frames contiguous on disk: dims reversed, then (y, x), as pydicom stacks frames
+    assert ds["pixels"].dims == ("FlipAngle", "SliceLocation", "y", "x")
+    assert ds["SliceLocation"].values.tolist() == [-5.0, 2.5, 10.0]
+    back = ds["pixels"].transpose("x", "y", *DIMS)
+    np.testing.assert_array_equal(back.values, expected_ndarray(COORDS, SHAPE))
+    xr.testing.assert_identical(back.compute(), series.xarray(DIMS, name="pixels").compute())
+    arr = zarr.open_group(out, mode="r")["pixels"]
+    assert arr.chunks == (1, 2, SHAPE[0], SHAPE[1])  # one dask task per zarr chunk
+    assert ds.attrs["SeriesDescription"] == "synthetic"
+    # compute=False returns the pixel writes to run later (metadata is already there)
+    delayed = to_zarr(series, tmp_path / "later.zarr", DIMS, name="pixels", compute=False)
+    assert xr.open_zarr(tmp_path / "later.zarr")["SliceLocation"].size == 3
+    delayed.compute()
+    np.testing.assert_array_equal(xr.open_zarr(tmp_path / "later.zarr")["pixels"].values,
+                                  ds["pixels"].values)
+
+
+@pytest.mark.parametrize("compressor", ["lz4", "zstd", "default", None])
+@pytest.mark.parametrize("layout", ["frames", "xy"])
+def test_to_zarr_layouts_codecs_and_stores(dicom, tmp_path, compressor, layout):
+    """Chunks written directly equal zarr's own writes; edge chunks are padded."""
+    write_series(dicom, COORDS, SHAPE, rescale=RESCALE)
+    series = _series(dicom)
+    expected = expected_ndarray(COORDS, SHAPE, rescale=RESCALE)
+    kw = dict(name="p", chunks=4, compressor=compressor, layout=layout)
+    series.to_zarr(tmp_path / "direct.zarr", DIMS, **kw)
+    store = zarr.storage.MemoryStore()  # not a folder: zarr writes the chunks itself
+    series.to_zarr(store, DIMS, **kw)
+    for where in (tmp_path / "direct.zarr", store):
+        got = xr.open_zarr(where)["p"].transpose("x", "y", *DIMS)
+        np.testing.assert_array_equal(got.values, expected)
+    a = zarr.open_array(tmp_path / "direct.zarr", path="p", mode="r")
+    b = zarr.open_array(store, path="p", mode="r")
+    assert a.metadata.codecs == b.metadata.codecs
+    np.testing.assert_array_equal(a[...], b[...])
+    with pytest.raises(ValueError, match="layout"):
+        series.to_zarr(tmp_path / "bad.zarr", DIMS, layout="yx")
+
+
+# ------------------------------------------------------------------ extract
+
+
+def test_extract_writes_every_series_with_readable_names(dicom, tmp_path):
+    files = _study(dicom)
+    out = tmp_path / "out.zarr"
+    report = extract(dicom, out, DIMS, progress=False)
+    assert [r["status"] for r in report] == ["written"] * 3
+    names = [r["name"] for r in report]
+    assert [n.rsplit("_", 1)[0] for n in names] == ["001_localizer", "003_ax_5_flip",
+                                                    "012_t1_rle"]
+    tree = xr.open_datatree(out, engine="zarr")
+    assert tree.attrs["lazydicom"]["dims"] == list(DIMS)
+    flip = xr.open_zarr(out, group=names[1])[names[1]].transpose("x", "y", *DIMS)
+    np.testing.assert_array_equal(flip.values, expected_ndarray(COORDS, SHAPE, rescale=RESCALE))
+    assert flip.attrs["SeriesNumber"] == 3 and flip.attrs["Modality"] == "MR"
+    rle = tree[names[2]].to_dataset()[names[2]].transpose("x", "y", *DIMS)
+    np.testing.assert_array_equal(rle.values, expected_ndarray(COORDS, SHAPE))
+    loc = xr.open_zarr(out, group=names[0])[names[0]]
+    assert loc.sizes == {"x": 3, "y": 5, "SliceLocation": 2, "FlipAngle": 1}
+    assert np.isnan(loc["FlipAngle"].values).all()  # the series has no FlipAngle
+    assert len(files) == 3
+
+
+def test_extract_where_filters_series(dicom, tmp_path):
+    _study(dicom)
+    report = extract(dicom, tmp_path / "o.zarr", DIMS, where={"Modality": "MR",
+                                                             "SeriesNumber": [12, 99]},
+                     progress=False)
+    assert [r["name"].split("_")[0] for r in report] == ["012"]
+
+
+def test_rerun_skips_finished_series_without_opening_their_files(dicom, tmp_path):
+    files = _study(dicom)
+    out = tmp_path / "out.zarr"
+    first = extract(dicom, out, DIMS, progress=False)
+    with opened_files(dicom) as opened:
+        again = extract(dicom, out, DIMS, progress=False)
+    assert opened == []
+    assert [r["status"] for r in again] == ["skipped"] * 3
+    # a changed file: only its series is written again
+    st = os.stat(files["rle"][0])
+    os.utime(files["rle"][0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    third = extract(dicom, out, DIMS, progress=False)
+    assert [r["status"] for r in third] == ["skipped", "skipped", "written"]
+    assert [r["name"] for r in first] == [r["name"] for r in third]
+
+
+def test_interrupted_or_failed_series_are_written_on_the_next_run(dicom, tmp_path):
+    files = _study(dicom)
+    out = tmp_path / "out.zarr"
+    # a truncated file makes its series fail while the others complete
+    broken = files["rle"][0]
+    data = broken.read_bytes()
+    db = lazydicom.open(dicom, progress=False)  # indexed whole, truncated before reading
+    broken.write_bytes(data[: len(data) - 20])
+    report = extract(db, out, DIMS, progress=False)
+    status = {r["name"].split("_")[0]: r["status"] for r in report}
+    assert status == {"001": "written", "003": "written", "012": "failed"}
+    assert "FrameReadError" in [r for r in report if r["status"] == "failed"][0]["error"]
+    broken.write_bytes(data)  # repaired: the next run writes it, and only it
+    report = extract(dicom, out, DIMS, progress=False)
+    assert [r["status"] for r in report] == ["skipped", "skipped", "written"]
+    # an interrupted run leaves no completion marker: simulate by removing one
+    name = report[1]["name"]
+    group = zarr.open_group(out, path=name, mode="r+", use_consolidated=False)
+    del group.attrs["lazydicom_extract"]
+    report = extract(dicom, out, DIMS, progress=False)
+    assert [r["status"] for r in report] == ["skipped", "written", "skipped"]
+    got = xr.open_zarr(out, group=name)[name].transpose("x", "y", *DIMS)
+    np.testing.assert_array_equal(got.values, expected_ndarray(COORDS, SHAPE, rescale=RESCALE))
+
+
+def test_cli_extract(dicom, tmp_path, capsys):
+    _study(dicom)
+    out = tmp_path / "cli.zarr"
+    rc = main(["extract", str(dicom), str(out), "--dims", "SliceLocation,FlipAngle",
+               "--where", "Modality=MR", "--where", "SeriesNumber=3|12", "-q"])
+    assert rc == 0
+    assert "2 series written, 0 already complete" in capsys.readouterr().out
+    rc = main(["extract", str(dicom), str(out), "--dims", "SliceLocation,FlipAngle", "-q"])
+    assert rc == 0 and "1 series written, 2 already complete" in capsys.readouterr().out
+    # a series the dims cannot separate fails with the grid's message, the rest is written
+    rc = main(["extract", str(dicom), str(tmp_path / "bad.zarr"), "--dims", "FlipAngle", "-q"])
+    captured = capsys.readouterr()
+    assert rc == 1 and "DuplicateCellError" in captured.err
+    assert main(["extract", str(dicom), str(out), "--dims", "", "-q"]) != 0
+
+
+@pytest.mark.distributed
+def test_extract_on_a_local_cluster(dicom, tmp_path, capsys):
+    distributed = pytest.importorskip("distributed")
+    _study(dicom)
+    out = tmp_path / "cluster.zarr"
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                  dashboard_address=None) as cluster:
+        rc = main(["extract", str(dicom), str(out), "--dims", "SliceLocation,FlipAngle",
+                   "--scheduler", cluster.scheduler_address, "--cache", "-q"])
+        assert rc == 0 and "3 series written" in capsys.readouterr().out
+        with distributed.Client(cluster) as client:
+            report = extract(dicom, out, DIMS, scheduler=client, progress=False)
+    assert [r["status"] for r in report] == ["skipped"] * 3
+    names = [r["name"] for r in report]
+    got = xr.open_zarr(out, group=names[2])[names[2]].transpose("x", "y", *DIMS)
+    np.testing.assert_array_equal(got.values, expected_ndarray(COORDS, SHAPE))
+    cache = zarr.open_group(dicom / ".lazydicom" / "cache.zarr", mode="r")
+    assert len(list(cache.groups())) > 0  # the RLE series went through the workers' cache
