@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - tqdm comes with lazydicom and dbdicom
     pass
 from .data import big_spec, ensure_dataset, grid_spec  # noqa: E402
 
-GROUPS = ("index", "read", "select", "jpeg", "memory", "write")
+GROUPS = ("index", "read", "select", "jpeg", "memory", "write", "cache")
 
 TITLES = {
     "index": "Index: scan the headers of the grid folder",
@@ -39,6 +39,7 @@ TITLES = {
     "jpeg": "JPEG Lossless CT (real data, largest series)",
     "memory": "Memory: mean of a large series, peak RSS of a fresh process",
     "write": "Writing a float volume as a new DICOM series",
+    "cache": "Zarr cache and batch extraction to zarr",
 }
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     if {"index", "read", "select"} & set(args.groups):
         grid = ensure_dataset(scratch, grid_spec(args.quick), log=_log)
 
-    from . import compressed, index, memory, read, write
+    from . import cache, compressed, index, memory, read, write
 
     runners: dict[str, Callable[[], list[Row]]] = {
         "index": lambda: index.run_index(grid, args.repeat, args.verbose),
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             ensure_dataset(scratch, big_spec(args.quick), log=_log), args.verbose
         ),
         "write": lambda: write.run_rows(args.quick, scratch, args.repeat, args.verbose),
+        "cache": lambda: cache.run_rows(args.quick, scratch, args.repeat, args.verbose),
     }
     results: dict[str, dict] = {}
     out = [
