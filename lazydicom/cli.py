@@ -8,6 +8,7 @@ each series (candidates for ``dims``) and the files that were skipped.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -50,33 +51,43 @@ def varying(table: pd.DataFrame) -> list[str]:
     return out
 
 
+def _text(value) -> str:
+    """A table value for display: '-' when absent."""
+    from .grid import axis_key
+
+    value = axis_key(value)
+    return "-" if value is None or value == "" else str(value)
+
+
 def _print_tree(db, out) -> None:
     table = db.table()
     if not len(table):
         print("No image frames found.", file=out)
     sizes = table.drop_duplicates("path")
     for pid, patient in table.groupby("PatientID", dropna=False, sort=True):
-        name = patient["PatientName"].iloc[0]
-        print(f"Patient {pid!r} ({name})", file=out)
+        print(f"Patient {_text(pid)} ({_text(patient['PatientName'].iloc[0])})", file=out)
         for _, study in patient.groupby("StudyInstanceUID", dropna=False, sort=False):
-            print(f"  Study {study['StudyDescription'].iloc[0]!r} "
-                  f"{study['StudyDate'].iloc[0] or ''}", file=out)
+            first = study.iloc[0]
+            print(f"  Study {_text(first['StudyDescription'])!r} {_text(first['StudyDate'])}",
+                  file=out)
             for uid, series in study.groupby("SeriesInstanceUID", dropna=False, sort=False):
+                first = series.iloc[0]
                 nbytes = sizes[sizes["SeriesInstanceUID"] == uid]["size"].sum()
-                rows, cols = series["Rows"].iloc[0], series["Columns"].iloc[0]
                 hint = ", ".join(varying(series)) or "-"
                 print(
-                    f"    Series {series['SeriesNumber'].iloc[0]!s:>4} "
-                    f"{series['SeriesDescription'].iloc[0]!r} {series['Modality'].iloc[0]}: "
+                    f"    Series {_text(first['SeriesNumber']):>4} "
+                    f"{_text(first['SeriesDescription'])!r} {_text(first['Modality'])}: "
                     f"{len(series)} frames in {series['path'].nunique()} files "
-                    f"({_size(nbytes)}), {int(rows)}x{int(cols)}; varies: {hint}",
+                    f"({_size(nbytes)}), {int(first['Rows'])}x{int(first['Columns'])}; "
+                    f"varies: {hint}",
                     file=out,
                 )
     objects = db.objects()
     if len(objects):
         print(f"\n{len(objects)} object(s) without pixel data (not frames):", file=out)
         for _, row in objects.iterrows():
-            print(f"  {row['path']!r}: {row['Modality']} {row['SOPClassUID']}", file=out)
+            print(f"  {row['path']!r}: {_text(row['Modality'])} {_text(row['SOPClassUID'])}",
+                  file=out)
     skipped = db.skipped()
     if len(skipped):
         print(f"\n{len(skipped)} file(s) skipped:", file=out)
@@ -113,8 +124,65 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the index in DIR instead of FOLDER/.lazydicom")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_index)
+    _add_array(sub)
     _add_extract(sub)
     return parser
+
+
+def _cmd_array(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .records import open_database
+
+    dims = [d.strip() for d in args.dims.split(",") if d.strip()]
+    try:
+        where = _where(args.where)
+    except argparse.ArgumentTypeError as exc:
+        print(f"lazydicom: error: {exc}", file=sys.stderr)
+        return 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedFilesWarning)  # `lazydicom index` lists them
+        db = open_database(args.folder, index_path=args.index, progress=not args.quiet and None)
+    found = db.series(where or None)
+    if not found:
+        print("No series matched.", file=sys.stderr)
+        return 1
+    for series in found:
+        arr = series.ndarray(dims)
+        print(f"{series!r}")
+        print(f"  ndarray(dims={tuple(dims)}): shape {arr.shape}, dtype {arr.dtype}, "
+              f"{arr.npartitions} chunks (nothing read yet)")
+        for dim, values in series.coords(dims).items():
+            shown = list(values)
+            text = ", ".join(map(str, shown[:8])) + (", ..." if len(shown) > 8 else "")
+            print(f"  {dim}: [{text}]")
+        if args.compute:
+            pixels = series.numpy(dims)
+            print(f"  computed: min {np.min(pixels)}, max {np.max(pixels)}, "
+                  f"mean {np.mean(pixels, dtype=np.float64):.4g}")
+    return 0
+
+
+def _add_array(sub) -> None:
+    p = sub.add_parser(
+        "array",
+        help="show the N-D array of each matching series for some dims",
+        description="Index FOLDER (or refresh its index) and, for each series matching "
+        "--where, build series.ndarray(DIMS) and print its shape, dtype and coordinates. "
+        "Nothing is read unless --compute is given.",
+    )
+    p.add_argument("folder", help="folder of DICOM files (walked recursively)")
+    p.add_argument("--dims", default="InstanceNumber", metavar="D1,D2,...",
+                   help="comma-separated dims (default InstanceNumber)")
+    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                   help="keep series with frames where KEY equals VALUE (A|B for either); "
+                   "repeat for several conditions")
+    p.add_argument("--compute", action="store_true",
+                   help="also read the pixels and print min, max and mean")
+    p.add_argument("--index", metavar="DIR", default=None,
+                   help="keep the index in DIR instead of FOLDER/.lazydicom")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_array)
 
 
 def _where(items: Sequence[str]) -> dict:
@@ -212,6 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # e.g. `lazydicom index FOLDER | head`: not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
     except (LazyDicomError, FileNotFoundError, NotADirectoryError) as exc:
         print(f"lazydicom: error: {exc}", file=sys.stderr)
         return 1
