@@ -50,16 +50,10 @@ class _Record:
     def _key(self) -> str:
         return _LEVELS[self._level]
 
-    def _mask(self, table: pd.DataFrame) -> np.ndarray:
-        column = table[self._key]
-        if self.uid is None:
-            return column.isna().to_numpy()
-        return (column == self.uid).to_numpy()
-
     def table(self) -> pd.DataFrame:
         """The index rows of this record's frames, one row per frame."""
         frames = self.database.table()
-        return frames[self._mask(frames)]
+        return frames.iloc[self.database._positions(self._key, self.uid)]
 
     def files(self) -> list[str]:
         """Absolute paths of the files holding this record's frames, sorted."""
@@ -395,6 +389,10 @@ class Database:
         self._index = index
         #: The :class:`~lazydicom.cache.FrameCache` frames are read through, or None.
         self.cache = cache
+        # (index table, its image rows, {key: {uid: positions}}), rebuilt when the
+        # index table is replaced (refresh, on-demand columns): records are views
+        # and filtering the whole index on every call cost milliseconds each
+        self._views: tuple[pd.DataFrame, pd.DataFrame, dict] | None = None
 
     @property
     def path(self) -> str:
@@ -410,12 +408,26 @@ class Database:
         """Re-read new and changed files, drop removed ones. Returns counts."""
         return self._index.refresh(progress=progress)
 
+    def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+        t = self._index.table
+        if self._views is None or self._views[0] is not t:
+            frames = t[t["IsImage"].astype(bool).to_numpy()] if len(t) else t
+            self._views = (t, frames, {})
+        return self._views
+
+    def _positions(self, key: str, uid: Any) -> np.ndarray:
+        """Positions in :meth:`table` of the frames whose ``key`` equals ``uid``."""
+        _, frames, groups = self._frames()
+        if key not in groups:
+            groups[key] = {
+                (None if pd.isna(k) else k): v
+                for k, v in frames.groupby(key, dropna=False, sort=False).indices.items()
+            } if len(frames) else {}
+        return groups[key].get(uid, np.empty(0, dtype=np.int64))
+
     def table(self) -> pd.DataFrame:
         """The index: one row per frame (objects without pixel data excluded)."""
-        t = self._index.table
-        if not len(t):
-            return t
-        return t[t["IsImage"].astype(bool).to_numpy()]
+        return self._frames()[1]
 
     def objects(self) -> pd.DataFrame:
         """Indexed DICOM objects without pixel data (presentation states, raw data, SR...)."""

@@ -52,5 +52,6 @@ def opened_files(root: str | os.PathLike) -> Iterator[list[str]]:
 def corpus(tmp_path: Path) -> Path:
     """A writable copy of the real corpus in tests/data (without its provenance note)."""
     dest = tmp_path / "corpus"
-    shutil.copytree(DATA, dest, ignore=shutil.ignore_patterns("*.md"))
+    # without any index a user's run left in tests/data (the README's first command)
+    shutil.copytree(DATA, dest, ignore=shutil.ignore_patterns("*.md", ".lazydicom"))
     return dest

@@ -44,7 +44,10 @@ CORPUS_DIRS = [HERE / "data", Path("/work/shared/data")]
 
 def _corpus() -> list[Path]:
     for folder in CORPUS_DIRS:
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.suffix == ".md")
+        files = sorted(
+            p for p in folder.rglob("*")
+            if p.is_file() and p.suffix != ".md" and ".lazydicom" not in p.parts
+        )
         if files:
             return files
     return []
