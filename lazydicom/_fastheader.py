@@ -49,7 +49,7 @@ from .tags import Attribute, plain_value
 try:  # pydicom adds 65536 to a negative first value of these (hooks.raw_element_value)
     from pydicom.hooks import _LUT_DESCRIPTOR_TAGS as _LUT_DESCRIPTORS
 except ImportError:  # pragma: no cover - private name moved: be conservative
-    _LUT_DESCRIPTORS = {0x00281101, 0x00281102, 0x00281103, 0x00283002, 0x00289422}
+    _LUT_DESCRIPTORS = {0x00281101, 0x00281102, 0x00281103, 0x00283002, 0x00289422}  # type: ignore[assignment]
 
 __all__ = ["FastHeader", "Plan", "plan_for", "read_fast", "plain", "convert_fast", "FALLBACK"]
 
@@ -210,7 +210,7 @@ def _is(raw: bytes, encoding: str | None) -> Any:
         try:
             out = tuple(map(int, parts))
         except ValueError:  # blank items?
-            out = tuple([int(x) if x.strip() else x for x in parts])
+            out = tuple([int(x) if x.strip() else x for x in parts])  # type: ignore[misc]
     except ValueError:
         return FALLBACK
     for v in out:
@@ -381,10 +381,10 @@ def plan_for(attrs: tuple[Attribute, ...]) -> Plan:
     by_tag: dict[int, list[str]] = {}
     column_tags: dict[str, set[int]] = {}
     for a in attrs:
-        by_tag.setdefault(a.tag, [])
-        if a.column not in by_tag[a.tag]:
-            by_tag[a.tag].append(a.column)
-        column_tags.setdefault(a.column, set()).add(a.tag)
+        by_tag.setdefault(a.tag, [])  # type: ignore[arg-type]
+        if a.column not in by_tag[a.tag]:  # type: ignore[index]
+            by_tag[a.tag].append(a.column)  # type: ignore[index]
+        column_tags.setdefault(a.column, set()).add(a.tag)  # type: ignore[arg-type]
     always = frozenset(_swap(t) for t in by_tag if t in _LUT_DESCRIPTORS)
 
     def entry(t: int) -> tuple[int, bytes | None, Any]:
@@ -715,7 +715,7 @@ def _build(
             values[tag] = None
             continue
         if not implicit:
-            convert = None if stag in always else converters.get(vr)
+            convert = None if stag in always else converters.get(vr)  # type: ignore[arg-type]
         if convert is None:
             fallback.append(stag)
             continue
@@ -734,7 +734,7 @@ def _build(
             if column is not None:
                 base[column] = value
     else:
-        base = {a.column: values.get(a.tag) for a in plan.attrs}
+        base = {a.column: values.get(a.tag) for a in plan.attrs}  # type: ignore[arg-type]
     has_identity = any(_swap(t) in found for t in (0x00080016, 0x00100020, 0x00280010))
     return FastHeader(base, ts, implicit, pixel, has_identity)
 
@@ -760,9 +760,9 @@ def _pydicom_values(
         if length:
             value: bytes | None = r.need(vpos + length)[vpos : vpos + length]
         else:
-            value = empty_value_for_VR(vr_s, raw=True)
+            value = empty_value_for_VR(vr_s, raw=True)  # type: ignore[assignment]
         raw[tag] = RawDataElement(tag, vr_s, length, value, vpos, implicit, True)
-    ds = Dataset(raw)
+    ds = Dataset(raw)  # type: ignore[arg-type]
     ds.set_original_encoding(implicit, True, ds._character_set)
     out: dict[int, Any] = {}
     for stag in stags:

@@ -167,8 +167,9 @@ def read_block(
         # (x, y, *dims, 3): keep samples last for the user, but assemble per frame
         out = np.empty(block_shape, dtype=dtype)
         for flat, ref in enumerate(refs):
-            idx = np.unravel_index(flat, grid_shape, order="F")
-            out[(slice(None), slice(None), *idx)] = (
+            idx = tuple(int(i) for i in np.unravel_index(flat, grid_shape, order="F"))
+            cell: tuple[Any, ...] = (slice(None), slice(None), *idx)
+            out[cell] = (
                 fill_value if ref is None else read_frame(ref, rescale)
             )
         return out

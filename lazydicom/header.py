@@ -357,7 +357,7 @@ def _rows(
     base["TransferSyntaxUID"] = _transfer_syntax(ds)
     implicit, _ = ds.original_encoding
 
-    def groups() -> tuple[Any, Any]:
+    def groups() -> tuple[Any, ...]:
         return tuple(ds[t].value if t in present else None for t in _FG_TAGS)
 
     return _frames(base, implicit, pixel, size, attrs, groups)

@@ -299,7 +299,7 @@ class Index:
     def _known(self) -> dict[str, tuple[int, int]]:
         """(size, mtime) of every file the index has seen, indexed or skipped."""
         known: dict[str, tuple[int, int]] = {}
-        if self._table is None:  # still the loaded Arrow table: read three columns only
+        if self._table is None and self._arrow is not None:  # loaded Arrow: three columns
             columns = [self._arrow.column(c).to_pylist() for c in ("path", "size", "mtime")]
             known.update(zip(columns[0], zip(columns[1], columns[2])))
         for frame in ((self.table,) if self._table is not None else ()) + (self.skipped,):
@@ -407,7 +407,7 @@ class Index:
         included) are read from the headers of the files in ``paths`` (all files
         by default), never from pixel data, and kept in the index.
         """
-        attrs = [resolve(n) for n in names]
+        attrs = [n if isinstance(n, Attribute) else resolve(n) for n in names]
         columns = [a.column for a in attrs]
         missing = [a for a in attrs if not a.derived and a.column not in self.table.columns]
         missing += [a for a in attrs if a.column in self.extra and a not in missing]
