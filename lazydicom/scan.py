@@ -58,6 +58,7 @@ def scan_folder(root: str | os.PathLike) -> list[FileStat]:
     if not root.is_dir():
         raise NotADirectoryError(f"lazydicom.open expects a folder, {str(root)!r} is a file")
     found: list[FileStat] = []
+    unnamed: list[str] = []
     stack = [(str(root), "")]
     while stack:
         folder, rel = stack.pop()
@@ -68,6 +69,13 @@ def scan_folder(root: str | os.PathLike) -> list[FileStat]:
         for entry in entries:
             name = entry.name
             try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                # bytes that are not UTF-8 (os.fsdecode's surrogates): the index
+                # stores paths as text, so such a file cannot be indexed
+                unnamed.append(f"{rel}{name!r}")
+                continue
+            try:
                 if entry.is_dir(follow_symlinks=False):
                     if name != INDEX_DIRNAME:
                         stack.append((entry.path, f"{rel}{name}/"))
@@ -77,4 +85,15 @@ def scan_folder(root: str | os.PathLike) -> list[FileStat]:
             except OSError:
                 continue  # vanished while scanning
     found.sort(key=lambda f: f.path)
+    if unnamed:
+        import warnings
+
+        from .errors import SkippedFilesWarning
+
+        warnings.warn(
+            f"{len(unnamed)} file or folder name(s) under {str(root)!r} are not valid UTF-8 "
+            f"and were not indexed (rename them to include them): {unnamed[:5]}",
+            SkippedFilesWarning,
+            stacklevel=3,
+        )
     return found

@@ -262,3 +262,15 @@ def test_enhanced_rows_carry_per_frame_attributes(tmp_path):
         assert row["SlicePosition"] == pytest.approx(
             float(np.dot(normal, frame_value(ds, "ImagePositionPatient", k)))
         )
+
+
+def test_non_utf8_file_name_is_reported_not_fatal(tmp_path):
+    files = write_series(tmp_path, {"InstanceNumber": [1, 2]}, (6, 4), subfolders=False)
+    bad = os.path.join(os.fsencode(tmp_path), b"scan\xff.dcm")  # not UTF-8
+    with open(bad, "wb") as f:
+        f.write(files[0].read_bytes())
+    with pytest.warns(lazydicom.SkippedFilesWarning, match="not valid UTF-8"):
+        db = _open(tmp_path)
+    assert len(db.table()) == 2  # the two valid files; the index was saved and reloads
+    with pytest.warns(lazydicom.SkippedFilesWarning):
+        assert len(_open(tmp_path).table()) == 2
