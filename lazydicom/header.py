@@ -449,7 +449,7 @@ def read_attributes(
     except Exception:  # noqa: BLE001 - on-demand reads never fail the caller
         return []
     base = {a.column: _get(ds, a) for a in attrs}
-    n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1) if "PixelData" in ds or True else 1
+    n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     wanted = {a.tag: a.column for a in attrs if a.tag is not None}
     shared: dict[str, Any] = {}
     sfg = ds.get(Tag(_FG_TAGS[0]))

@@ -458,7 +458,3 @@ def _warn_skipped(skipped: list[dict[str, Any]]) -> None:
         SkippedFilesWarning,
         stacklevel=4,
     )
-
-
-def empty_like_numeric(values: np.ndarray) -> bool:  # pragma: no cover - tiny helper
-    return values.size == 0
