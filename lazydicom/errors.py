@@ -15,6 +15,9 @@ __all__ = [
     "InconsistentFramesError",
     "MissingDecoderError",
     "FrameReadError",
+    "InvalidArgumentError",
+    "InvalidSelectionError",
+    "InvalidChunksError",
     "LazyDicomWarning",
     "SkippedFilesWarning",
 ]
@@ -49,6 +52,21 @@ class MissingDecoderError(LazyDicomError, ImportError):
 
 class FrameReadError(LazyDicomError, OSError):
     """A frame could not be read from its file (changed, truncated or unreadable)."""
+
+
+class InvalidArgumentError(LazyDicomError, ValueError, TypeError):
+    """An argument has a type or value lazydicom cannot use; the message says which is accepted.
+
+    Also a ``ValueError`` and a ``TypeError``, so either ``except`` keeps working.
+    """
+
+
+class InvalidSelectionError(InvalidArgumentError, IndexError):
+    """Indices or keys of a selection (``slice=``, ``arr[...]``) that are not valid indices."""
+
+
+class InvalidChunksError(InvalidArgumentError):
+    """A ``chunks`` argument that is not a valid chunking of the array."""
 
 
 class LazyDicomWarning(UserWarning):

@@ -9,9 +9,11 @@ needs no header parse:
     file position of the Pixel Data element's value (-1 when the pixels
     cannot be reached by position, e.g. Deflated transfer syntax);
 ``FrameOffset``, ``FrameLength``
-    position and size of the frame's bytes for native (uncompressed) data
-    that can be read as is (-1 otherwise: encapsulated data are reached from
-    ``PixelDataOffset`` through pydicom's offset-table and fragment logic).
+    for native (uncompressed) data that can be read as is, the position and
+    size of the frame's bytes; for encapsulated data, the span of the frame's
+    fragment items (see :mod:`lazydicom.fragments`); -1 where frames are
+    reached through pydicom (Deflated files, bit-packed data, several
+    fragments per frame without an offset table).
 
 Enhanced multi-frame files give one row per frame with the attributes of the
 Shared and Per-Frame Functional Groups flattened in (per-frame wins over
@@ -31,7 +33,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pydicom
@@ -43,6 +45,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from . import _fastheader
 from ._fastheader import plain
+from .fragments import FragmentError, frame_spans
 from .tags import Attribute, resolve
 
 __all__ = ["KEYWORDS", "HeaderError", "read_header", "add_slice_position"]
@@ -81,7 +84,11 @@ KEYWORDS: tuple[str, ...] = (
 _PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # Pixel Data, Float, Double Float
 _DEFER = 16 * 1024  # values larger than this are skipped by position, not read
 _FG_TAGS = (0x52009229, 0x52009230)  # Shared, Per-Frame Functional Groups Sequence
-_ENCAPSULATED_NATIVE = {ImplicitVRLittleEndian, "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+#: Transfer syntaxes whose Pixel Data is native (not encapsulated).
+_NATIVE_SYNTAXES = {
+    ImplicitVRLittleEndian, "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
+    DeflatedExplicitVRLittleEndian,
+}
 
 
 class HeaderError(Exception):
@@ -329,11 +336,12 @@ def _read_header(
                         raise HeaderError("no DICOM attributes found")
                     base = found.base
                     base["TransferSyntaxUID"] = found.transfer_syntax
-                    return _frames(base, found.implicit, found.pixel, size, attrs, None)
+                    return _frames(base, found.implicit, found.pixel, size, attrs, None,
+                                   _reader(fd))
             with open(fd, "rb", closefd=False) as fp:
                 bounded = _BoundedFile(fp, size, os.fspath(path))
                 ds, pixel = _read_dataset(bounded, str(path))
-                return _rows(ds, pixel, attrs, size)
+                return _rows(ds, pixel, attrs, size, _reader(fd))
         finally:
             os.close(fd)
     except HeaderError:
@@ -346,8 +354,17 @@ def _read_header(
         raise HeaderError(f"unreadable DICOM header ({type(exc).__name__}: {exc})") from None
 
 
+def _reader(fd: int) -> Callable[[int, int], bytes]:
+    """``read_at(offset, n)`` on an open file descriptor (for the fragment walk)."""
+    return lambda offset, n: os.pread(fd, n, offset)
+
+
 def _rows(
-    ds: Dataset, pixel: dict[str, Any], attrs: Sequence[Attribute], size: int
+    ds: Dataset,
+    pixel: dict[str, Any],
+    attrs: Sequence[Attribute],
+    size: int,
+    read_at: Callable[[int, int], bytes],
 ) -> list[dict[str, Any]]:
     """Rows of a dataset read by pydicom (the reference path)."""
     present = set(ds.keys())  # only present tags are converted
@@ -360,7 +377,7 @@ def _rows(
     def groups() -> tuple[Any, ...]:
         return tuple(ds[t].value if t in present else None for t in _FG_TAGS)
 
-    return _frames(base, implicit, pixel, size, attrs, groups)
+    return _frames(base, implicit, pixel, size, attrs, groups, read_at)
 
 
 def _frames(
@@ -370,11 +387,13 @@ def _frames(
     size: int,
     attrs: Sequence[Attribute],
     groups: Any,
+    read_at: Callable[[int, int], bytes],
 ) -> list[dict[str, Any]]:
     """One row per frame from a file's attributes and its pixel data element.
 
     ``groups`` returns the (Shared, Per-Frame) Functional Groups sequences, or
     is None when the file has none (the fast path never reads such files).
+    ``read_at(offset, n)`` reads the file, to locate encapsulated frames.
     """
     ts = base["TransferSyntaxUID"]
     if not pixel or pixel["tag"] != 0x7FE00010:
@@ -395,14 +414,30 @@ def _frames(
     n_frames = int(base.get("NumberOfFrames") or 1)
     encapsulated = length == 0xFFFFFFFF
     deflated = ts == DeflatedExplicitVRLittleEndian  # ts is a plain, stripped str
-    frame_bytes = None if encapsulated or deflated else _frame_bytes(base)
-    if value_offset > size:
-        raise HeaderError("Pixel Data starts past the end of the file")
-    if not encapsulated and not deflated and value_offset + length > size:
+    if encapsulated == (ts in _NATIVE_SYNTAXES):
         raise HeaderError(
-            f"Pixel Data length {length} runs past the end of the file "
-            f"({size - value_offset} bytes left); the file is truncated"
+            f"Pixel Data is {'encapsulated' if encapsulated else 'native'} but the transfer "
+            f"syntax {ts!r} says otherwise"
         )
+    spans: list[tuple[int, int]] | None = None
+    if deflated:
+        # positions are in the inflated stream, not the file: frames are read
+        # by pydicom from the whole file (PixelDataOffset -1)
+        frame_bytes = None
+    else:
+        frame_bytes = None if encapsulated else _frame_bytes(base)
+        if value_offset > size:
+            raise HeaderError("Pixel Data starts past the end of the file")
+        if encapsulated:
+            try:
+                spans = frame_spans(read_at, value_offset, size, n_frames)
+            except FragmentError as exc:
+                raise HeaderError(f"encapsulated Pixel Data: {exc}") from None
+        elif value_offset + length > size:
+            raise HeaderError(
+                f"Pixel Data length {length} runs past the end of the file "
+                f"({size - value_offset} bytes left); the file is truncated"
+            )
     if frame_bytes is not None and n_frames * frame_bytes > length:
         raise HeaderError(
             f"Pixel Data holds {length} bytes, {n_frames} frame(s) of "
@@ -429,6 +464,8 @@ def _frames(
         if frame_bytes is not None:
             row["FrameOffset"] = value_offset + i * frame_bytes
             row["FrameLength"] = frame_bytes
+        elif spans is not None:
+            row["FrameOffset"], row["FrameLength"] = spans[i]
         else:
             row["FrameOffset"] = row["FrameLength"] = -1
         add_slice_position(row)

@@ -39,7 +39,7 @@ from .tags import Attribute, resolve
 __all__ = ["Index", "FORMAT_VERSION"]
 
 #: Bumped whenever the columns or their meaning change; older indexes are rebuilt.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _INDEX_FILE = "index.arrow"
 _SKIPPED_FILE = "skipped.arrow"
 _META_FILE = "index.json"
