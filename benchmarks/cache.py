@@ -295,7 +295,7 @@ def _extract_rows(folder: Path, label: str, repeat: int, verbose: bool,
         )
 
         variants = [("lz4", "fresh", "blosc-lz4 (default), index built inside"),
-                    ("default", "fresh", "zarr default zstd, index built inside")]
+                    ("zstd", "fresh", "zstd level 1, index built inside")]
         if compressed:
             variants.append(("lz4", "warm", "re-extraction: index and cache=True warm"))
         for compressor, mode, name in variants:

@@ -207,8 +207,12 @@ def _where(items: Sequence[str]) -> dict:
 
 def _cmd_extract(args: argparse.Namespace) -> int:
     from .extract import extract
-    from .records import open_database
 
+    if len(args.paths) < 2:
+        print("lazydicom: error: extract needs at least one FOLDER and the OUT store",
+              file=sys.stderr)
+        return 2
+    *sources, out = args.paths
     dims = [d.strip() for d in args.dims.split(",") if d.strip()]
     if not dims:
         print("lazydicom: error: --dims needs at least one attribute, e.g. --dims "
@@ -220,36 +224,46 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         print(f"lazydicom: error: {exc}", file=sys.stderr)
         return 2
     progress = False if args.quiet else None
+    if args.index and len(sources) > 1:
+        print("lazydicom: error: --index takes one FOLDER", file=sys.stderr)
+        return 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)  # `lazydicom index` lists them
-        db = open_database(args.folder, index_path=args.index, progress=progress,
-                           cache=args.cache)
-    report = extract(db, args.out, dims, where=where or None, scheduler=args.scheduler,
-                     progress=progress, chunks=args.chunks or "auto",
-                     compressor=None if args.compressor == "none" else args.compressor)
+        if args.index:
+            from .records import open_database
+
+            sources = [open_database(sources[0], index_path=args.index, progress=progress,
+                                     cache=args.cache)]
+        report = extract(sources, out, dims, where=where or None, scheduler=args.scheduler,
+                         progress=progress, cache=args.cache, compressor=args.compressor,
+                         shard_bytes=args.shard_size)
     failed = [r for r in report if r["status"] == "failed"]
     counts = {s: sum(r["status"] == s for r in report) for s in ("written", "skipped", "failed")}
+    frames = sum(r["frames"] for r in report if r["status"] == "written")
     if not report:
         print("No series matched.", file=sys.stderr)
     for r in failed:
         print(f"failed {r['name']}: {r['error']}", file=sys.stderr)
-    print(f"{args.out}: {counts['written']} series written, {counts['skipped']} already "
-          f"complete (skipped), {counts['failed']} failed")
+    print(f"{out}: {counts['written']} series written ({frames} frames), "
+          f"{counts['skipped']} already complete (skipped), {counts['failed']} failed")
     return 1 if failed else 0
 
 
 def _add_extract(sub) -> None:
     p = sub.add_parser(
         "extract",
-        help="write every matching series to one zarr group (resumable)",
-        description="Write each series of FOLDER (optionally filtered with --where) as an "
-        "array with dims (x, y, *DIMS) into one zarr group OUT, one subgroup per series "
-        "named SeriesNumber_description_uidhash, with the grid coordinates and the series "
+        help="write every matching series of one or more folders to one zarr store "
+        "(resumable)",
+        description="Write each series of the FOLDERs (optionally filtered with --where) "
+        "into the zarr store OUT, one group per series named "
+        "SeriesNumber_description_uidhash: the variable 'pixels' with dims "
+        "(*reversed(DIMS), y, x), sharded, the grid coordinates and the series "
         "attributes. Rerunning skips the series already complete; an interrupted run "
         "resumes. Open the result with xarray.open_datatree(OUT, engine='zarr').",
     )
-    p.add_argument("folder", help="folder of DICOM files (walked recursively)")
-    p.add_argument("out", help="zarr group to write, e.g. study.zarr")
+    p.add_argument("paths", nargs="+", metavar="FOLDER... OUT",
+                   help="folders of DICOM files (walked recursively; glob patterns such as "
+                   "'scans/*' allowed), then the zarr store to write, e.g. study.zarr")
     p.add_argument("--dims", required=True, metavar="D1,D2,...",
                    help="comma-separated dims, e.g. SliceLocation,FlipAngle")
     p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
@@ -261,12 +275,12 @@ def _add_extract(sub) -> None:
     p.add_argument("--cache", metavar="DIR", nargs="?", const=True, default=None,
                    help="keep decoded frames in a zarr cache (default location beside the "
                    "index, or DIR)")
-    p.add_argument("--chunks", type=int, default=None, metavar="N",
-                   help="frames per zarr chunk (default: about 8 MB per chunk)")
-    p.add_argument("--compressor", choices=("lz4", "zstd", "default", "none"), default="lz4",
+    p.add_argument("--shard-size", default="64MiB", metavar="BYTES",
+                   help="bytes of frames per zarr shard and per task (default 64MiB)")
+    p.add_argument("--compressor", choices=("lz4", "zstd", "none"), default="lz4",
                    help="codec of the pixel chunks (default blosc-lz4)")
     p.add_argument("--index", metavar="DIR", default=None,
-                   help="keep the index in DIR instead of FOLDER/.lazydicom")
+                   help="keep the index in DIR instead of FOLDER/.lazydicom (one FOLDER)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_extract)
 

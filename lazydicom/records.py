@@ -19,6 +19,9 @@ from .array import DicomFrames, select
 from .errors import InvalidArgumentError
 from .grid import axis_key, sorted_unique
 from .index import Index
+from .io.labels import series_attrs, series_name, units
+from .io.xarray import to_xarray
+from .io.zarr import to_zarr as write_zarr
 from .tags import resolve
 
 if TYPE_CHECKING:
@@ -264,30 +267,84 @@ class Series(_Record):
         return frames.read(scheduler=scheduler, num_workers=num_workers,
                            frames_per_task=frames_per_task)
 
-    def xarray(self, dims: Sequence[str | int] | str | int = ("InstanceNumber",),
-               coords: Mapping[Any, Any] | None = None, slice: Mapping[Any, Any] | None = None,
-               **kwargs: Any) -> Any:
+    def xarray(
+        self,
+        dims: Sequence[str | int] | str | int = ("InstanceNumber",),
+        coords: Mapping[Any, Any] | None = None,
+        slice: Mapping[Any, Any] | None = None,
+        *,
+        fill_value: Any = 0,
+        rescale: bool = True,
+        chunks: Any = None,
+        name: str | None = None,
+        attrs: bool = True,
+    ) -> Any:
         """A lazy :class:`xarray.DataArray` of :meth:`ndarray`, labelled with the grid.
 
-        Dims ``("x", "y", *dims)``, a coordinate per dim with its values, and the
-        series' attributes (PixelSpacing, ImageOrientationPatient, units...).
-        See :func:`lazydicom.extract.to_xarray`; needs the ``xarray`` extra.
+        Dims ``("x", "y", *dims)`` (``"rgb"`` last for colour), a coordinate per
+        dim with its values (multi-valued ones as ``"a\\b\\c"`` text plus one
+        numeric coordinate per component, ``<dim>_0``...), and with ``attrs``
+        the attributes constant over the series (and ``units`` when rescaled).
+        ``name`` defaults to ``SeriesNumber_description_uidhash``. Needs the
+        ``xarray`` extra.
+
+        Examples
+        --------
+        >>> import lazydicom
+        >>> s = lazydicom.zeros((4, 3, 2), {"SliceLocation": [0.0, 5.0]})
+        >>> da = s.xarray(("SliceLocation",))
+        >>> da.dims, da["SliceLocation"].values.tolist()
+        (('x', 'y', 'SliceLocation'), [0, 5])
         """
-        from .extract import to_xarray
+        frames = self.frames(dims, coords, slice, fill_value=fill_value, rescale=rescale)
+        table = self.table()
+        return to_xarray(frames, name=name or series_name(table), chunks=chunks,
+                         attrs=self._attrs(table, frames, rescale) if attrs else None)
 
-        return to_xarray(self, dims, coords, slice, **kwargs)
+    def _attrs(self, table: pd.DataFrame, frames: DicomFrames, rescale: bool) -> dict:
+        attrs = series_attrs(table)
+        unit = units(attrs, rescale)
+        if unit:
+            attrs["units"] = unit
+        attrs["dims"] = list(frames.dims[2 : 2 + len(frames.grid.dims)])
+        return attrs
 
-    def to_zarr(self, store: Any, dims: Sequence[str | int] | str | int = ("InstanceNumber",),
-                coords: Mapping[Any, Any] | None = None, slice: Mapping[Any, Any] | None = None,
-                **kwargs: Any) -> Any:
-        """Write :meth:`xarray` to a zarr store that ``xarray.open_zarr`` opens.
+    def to_zarr(
+        self,
+        store: Any,
+        dims: Sequence[str | int] | str | int = ("InstanceNumber",),
+        coords: Mapping[Any, Any] | None = None,
+        slice: Mapping[Any, Any] | None = None,
+        *,
+        group: str | None = None,
+        fill_value: Any = 0,
+        rescale: bool = True,
+        compressor: str | None = "lz4",
+        shard_bytes: str | int = "64MiB",
+        compute: bool = True,
+        scheduler: Any = None,
+    ) -> Any:
+        """Write the selection to a zarr group that ``xarray.open_zarr`` opens.
 
-        Chunk-aligned and written in parallel (on dask.distributed too).
-        See :func:`lazydicom.extract.to_zarr`.
+        The pixels are the variable ``pixels`` with dims ``(*reversed(dims),
+        "y", "x")`` (each frame one contiguous chunk, many frames per shard;
+        ``.transpose("x", "y", ...)`` gives :meth:`xarray`'s order), beside one
+        coordinate array per dim and the series' attributes. See
+        :mod:`lazydicom.io.zarr` and ``docs/clusters.md``.
+
+        Examples
+        --------
+        >>> import lazydicom, tempfile, xarray
+        >>> s = lazydicom.zeros((4, 3, 2), {"SliceLocation": [0.0, 5.0]})
+        >>> out = tempfile.mkdtemp() + "/s.zarr"
+        >>> s.to_zarr(out, ("SliceLocation",))
+        >>> xarray.open_zarr(out)["pixels"].dims
+        ('SliceLocation', 'y', 'x')
         """
-        from .extract import to_zarr
-
-        return to_zarr(self, store, dims, coords, slice, **kwargs)
+        frames = self.frames(dims, coords, slice, fill_value=fill_value, rescale=rescale)
+        return write_zarr(frames, store, group=group, compressor=compressor,
+                          attrs=self._attrs(self.table(), frames, rescale),
+                          shard_bytes=shard_bytes, compute=compute, scheduler=scheduler)
 
     def set_ndarray(
         self,

@@ -17,7 +17,9 @@ from pydicom.uid import RLELossless
 
 import lazydicom
 from lazydicom.cli import main
-from lazydicom.extract import extract, series_name, to_xarray, to_zarr
+from lazydicom.extract import extract
+from lazydicom.io.labels import series_name
+from lazydicom.io.xarray import to_xarray
 from tests.conftest import opened_files
 from tests.synthetic import expected_ndarray, write_series
 
@@ -69,7 +71,7 @@ def test_xarray_is_lazy_and_labelled_with_the_grid(dicom):
     assert da.attrs["ImageOrientationPatient"] == [1, 0, 0, 0, 1, 0]
     assert da.attrs["SeriesDescription"] == "ax 5 flip"
     assert da.attrs["units"] == "US" and da.attrs["dims"] == list(DIMS)
-    assert da.name == series_name(series)
+    assert da.name == series_name(series.table())
     np.testing.assert_array_equal(da.values, expected_ndarray(COORDS, SHAPE, rescale=RESCALE))
     # label-based selection works on the grid values
     np.testing.assert_array_equal(da.sel(FlipAngle=15, SliceLocation=2.5).values,
@@ -85,7 +87,7 @@ def test_xarray_selection_keeps_the_order_asked_for(dicom):
     assert da["FlipAngle"].values.tolist() == [15, 2]
     assert da["SliceLocation"].values.tolist() == [10.0, -5.0]
     sel = {"SliceLocation": [2, 0], "FlipAngle": [0, 1]}
-    by_index = to_xarray(series, slice=sel, name="pixels")
+    by_index = to_xarray(series.frames(slice=sel), name="pixels")
     assert by_index["SliceLocation"].values.tolist() == [10.0, -5.0] and by_index.name == "pixels"
     np.testing.assert_array_equal(by_index.values, series.ndarray(slice=sel).compute())
 
@@ -97,8 +99,7 @@ def test_multivalued_dim_and_colour(dicom, tmp_path):
     assert da["ImagePositionPatient"].values.tolist() == ["0\\0\\-2.5", "0\\0\\5"]
     assert da["ImagePositionPatient_2"].values.tolist() == [-2.5, 5.0]
     assert da["ImagePositionPatient_2"].dims == ("ImagePositionPatient",)
-    to_zarr(_series(dicom), tmp_path / "ipp.zarr", ("ImagePositionPatient",), name="p",
-            layout="xy")
+    _series(dicom).to_zarr(tmp_path / "ipp.zarr", ("ImagePositionPatient",))
     back = xr.open_zarr(tmp_path / "ipp.zarr")
     assert back["ImagePositionPatient_2"].values.tolist() == [-2.5, 5.0]
     assert back["ImagePositionPatient"].values.tolist() == ["0\\0\\-2.5", "0\\0\\5"]
@@ -106,54 +107,55 @@ def test_multivalued_dim_and_colour(dicom, tmp_path):
     write_series(rgb, {"InstanceNumber": [1, 2]}, SHAPE, dtype="uint8", samples_per_pixel=3)
     da = _series(rgb).xarray()
     assert da.dims == ("x", "y", "InstanceNumber", "rgb") and da.shape[-1] == 3
+    _series(rgb).to_zarr(tmp_path / "rgb.zarr")
+    back = xr.open_zarr(tmp_path / "rgb.zarr")["pixels"].transpose("x", "y", "InstanceNumber",
+                                                                   "rgb")
+    np.testing.assert_array_equal(back.values, da.values)
+    np.testing.assert_array_equal(back.values, expected_ndarray(
+        {"InstanceNumber": [1, 2]}, SHAPE, dtype="uint8", samples_per_pixel=3))
 
 
 # ------------------------------------------------------------------ to_zarr
 
 
-def test_to_zarr_round_trips_with_coordinates_chunk_aligned(dicom, tmp_path):
+def test_to_zarr_round_trips_sharded_with_a_chunk_per_frame(dicom, tmp_path):
     write_series(dicom, COORDS, SHAPE, transfer_syntax=RLELossless)
     series = _series(dicom)
     out = tmp_path / "one.zarr"
-    series.to_zarr(out, DIMS, name="pixels", chunks=2)
+    series.to_zarr(out, DIMS, shard_bytes=SHAPE[0] * SHAPE[1] * 2 * 4)  # 4 frames per shard
     ds = xr.open_zarr(out)
     # frames contiguous on disk: dims reversed, then (y, x), as pydicom stacks frames
     assert ds["pixels"].dims == ("FlipAngle", "SliceLocation", "y", "x")
     assert ds["SliceLocation"].values.tolist() == [-5.0, 2.5, 10.0]
     back = ds["pixels"].transpose("x", "y", *DIMS)
     np.testing.assert_array_equal(back.values, expected_ndarray(COORDS, SHAPE))
-    xr.testing.assert_identical(back.compute(), series.xarray(DIMS, name="pixels").compute())
-    arr = zarr.open_group(out, mode="r")["pixels"]
-    assert arr.chunks == (2, 2, SHAPE[0], SHAPE[1])  # one dask task per zarr chunk
+    assert back.dtype == series.ndarray(DIMS).dtype
     assert ds.attrs["SeriesDescription"] == "synthetic"
+    arr = zarr.open_group(out, mode="r")["pixels"]
+    assert arr.chunks == (1, 1, SHAPE[0], SHAPE[1])  # one inner chunk per frame
+    assert arr.shards == (1, 3, SHAPE[0], SHAPE[1])  # 3 slices x 1 flip angle per shard
+    assert len([p for p in (out / "pixels" / "c").rglob("*") if p.is_file()]) == 2
     # compute=False returns the pixel writes to run later (metadata is already there)
-    delayed = to_zarr(series, tmp_path / "later.zarr", DIMS, name="pixels", compute=False)
+    delayed = series.to_zarr(tmp_path / "later.zarr", DIMS, compute=False)
     assert xr.open_zarr(tmp_path / "later.zarr")["SliceLocation"].size == 3
     delayed.compute()
     np.testing.assert_array_equal(xr.open_zarr(tmp_path / "later.zarr")["pixels"].values,
                                   ds["pixels"].values)
 
 
-@pytest.mark.parametrize("compressor", ["lz4", "zstd", "default", None])
-@pytest.mark.parametrize("layout", ["frames", "xy"])
-def test_to_zarr_layouts_codecs_and_stores(dicom, tmp_path, compressor, layout):
-    """Chunks written directly equal zarr's own writes; edge chunks are padded."""
+@pytest.mark.parametrize("compressor", ["lz4", "zstd", "none"])
+def test_to_zarr_codecs_and_stores(dicom, tmp_path, compressor):
+    """Folders and other zarr stores; every codec reads back exactly."""
     write_series(dicom, COORDS, SHAPE, rescale=RESCALE)
     series = _series(dicom)
     expected = expected_ndarray(COORDS, SHAPE, rescale=RESCALE)
-    kw = dict(name="p", chunks=4, compressor=compressor, layout=layout)
-    series.to_zarr(tmp_path / "direct.zarr", DIMS, **kw)
-    store = zarr.storage.MemoryStore()  # not a folder: zarr writes the chunks itself
-    series.to_zarr(store, DIMS, **kw)
-    for where in (tmp_path / "direct.zarr", store):
-        got = xr.open_zarr(where)["p"].transpose("x", "y", *DIMS)
+    store = zarr.storage.MemoryStore()
+    for where in (tmp_path / "folder.zarr", store):
+        series.to_zarr(where, DIMS, compressor=compressor)
+        got = xr.open_zarr(where)["pixels"].transpose("x", "y", *DIMS)
         np.testing.assert_array_equal(got.values, expected)
-    a = zarr.open_array(tmp_path / "direct.zarr", path="p", mode="r")
-    b = zarr.open_array(store, path="p", mode="r")
-    assert a.metadata.codecs == b.metadata.codecs
-    np.testing.assert_array_equal(a[...], b[...])
-    with pytest.raises(ValueError, match="layout"):
-        series.to_zarr(tmp_path / "bad.zarr", DIMS, layout="yx")
+    with pytest.raises(ValueError, match="compressor"):
+        series.to_zarr(tmp_path / "bad.zarr", DIMS, compressor="gzip")
 
 
 # ------------------------------------------------------------------ extract
@@ -169,12 +171,12 @@ def test_extract_writes_every_series_with_readable_names(dicom, tmp_path):
                                                     "012_t1_rle"]
     tree = xr.open_datatree(out, engine="zarr")
     assert tree.attrs["lazydicom"]["dims"] == list(DIMS)
-    flip = xr.open_zarr(out, group=names[1])[names[1]].transpose("x", "y", *DIMS)
+    flip = xr.open_zarr(out, group=names[1])["pixels"].transpose("x", "y", *DIMS)
     np.testing.assert_array_equal(flip.values, expected_ndarray(COORDS, SHAPE, rescale=RESCALE))
     assert flip.attrs["SeriesNumber"] == 3 and flip.attrs["Modality"] == "MR"
-    rle = tree[names[2]].to_dataset()[names[2]].transpose("x", "y", *DIMS)
+    rle = tree[names[2]].to_dataset()["pixels"].transpose("x", "y", *DIMS)
     np.testing.assert_array_equal(rle.values, expected_ndarray(COORDS, SHAPE))
-    loc = xr.open_zarr(out, group=names[0])[names[0]]
+    loc = xr.open_zarr(out, group=names[0])["pixels"]
     assert loc.sizes == {"x": 3, "y": 5, "SliceLocation": 2, "FlipAngle": 1}
     assert np.isnan(loc["FlipAngle"].values).all()  # the series has no FlipAngle
     assert len(files) == 3
@@ -225,7 +227,7 @@ def test_interrupted_or_failed_series_are_written_on_the_next_run(dicom, tmp_pat
     del group.attrs["lazydicom_extract"]
     report = extract(dicom, out, DIMS, progress=False)
     assert [r["status"] for r in report] == ["skipped", "written", "skipped"]
-    got = xr.open_zarr(out, group=name)[name].transpose("x", "y", *DIMS)
+    got = xr.open_zarr(out, group=name)["pixels"].transpose("x", "y", *DIMS)
     np.testing.assert_array_equal(got.values, expected_ndarray(COORDS, SHAPE, rescale=RESCALE))
 
 
@@ -235,9 +237,10 @@ def test_cli_extract(dicom, tmp_path, capsys):
     rc = main(["extract", str(dicom), str(out), "--dims", "SliceLocation,FlipAngle",
                "--where", "Modality=MR", "--where", "SeriesNumber=3|12", "-q"])
     assert rc == 0
-    assert "2 series written, 0 already complete" in capsys.readouterr().out
+    assert "2 series written (12 frames), 0 already complete" in capsys.readouterr().out
     rc = main(["extract", str(dicom), str(out), "--dims", "SliceLocation,FlipAngle", "-q"])
-    assert rc == 0 and "1 series written, 2 already complete" in capsys.readouterr().out
+    assert rc == 0 and "1 series written (2 frames), 2 already complete" in (
+        capsys.readouterr().out)
     # a series the dims cannot separate fails with the grid's message, the rest is written
     rc = main(["extract", str(dicom), str(tmp_path / "bad.zarr"), "--dims", "FlipAngle", "-q"])
     captured = capsys.readouterr()
@@ -259,7 +262,81 @@ def test_extract_on_a_local_cluster(dicom, tmp_path, capsys):
             report = extract(dicom, out, DIMS, scheduler=client, progress=False)
     assert [r["status"] for r in report] == ["skipped"] * 3
     names = [r["name"] for r in report]
-    got = xr.open_zarr(out, group=names[2])[names[2]].transpose("x", "y", *DIMS)
+    got = xr.open_zarr(out, group=names[2])["pixels"].transpose("x", "y", *DIMS)
     np.testing.assert_array_equal(got.values, expected_ndarray(COORDS, SHAPE))
     cache = zarr.open_group(dicom / ".lazydicom" / "cache.zarr", mode="r")
     assert len(list(cache.groups())) > 0  # the RLE series went through the workers' cache
+
+
+def test_many_folders_and_globs_into_one_store(tmp_path):
+    """Series of several folders land in one store; a glob names several folders."""
+    for i, syntax in enumerate(("1.2.840.10008.1.2.1", RLELossless, "1.2.840.10008.1.2")):
+        write_series(tmp_path / f"scan{i}", COORDS, SHAPE, transfer_syntax=syntax,
+                     series_number=10 + i, series_description=f"scan {i}")
+    out = tmp_path / "all.zarr"
+    report = extract([tmp_path / "scan0", str(tmp_path / "scan[12]")], out, DIMS,
+                     progress=False)
+    assert [r["status"] for r in report] == ["written"] * 3
+    assert sorted({r["source"] for r in report}) == sorted(
+        str(tmp_path / f"scan{i}") for i in range(3))
+    plain = zarr.open_group(out, mode="r")  # plain zarr reads it back too
+    for r in report:
+        pixels = plain[r["name"]]["pixels"]
+        assert pixels.shards is not None and pixels.chunks[-2:] == SHAPE
+        np.testing.assert_array_equal(np.asarray(pixels[...]).T,
+                                      expected_ndarray(COORDS, SHAPE))
+    tree = xr.open_datatree(out, engine="zarr")
+    assert sorted(tree.children) == sorted(r["name"] for r in report)
+    with pytest.raises(ValueError, match="no folder matches"):
+        extract([str(tmp_path / "nothing*")], out, DIMS, progress=False)
+    (tmp_path / "file.zarr").write_text("not a folder")
+    with pytest.raises(ValueError, match="is a file"):
+        extract(tmp_path / "scan0", tmp_path / "file.zarr", DIMS, progress=False)
+
+
+_KILLER = """
+import os, signal, sys
+import lazydicom.extract as ex
+real, count = ex.write_shard, [0]
+def write_then_die(*args):
+    count[0] += 1
+    if count[0] > int(sys.argv[3]):
+        os.kill(os.getpid(), signal.SIGKILL)  # as a user's kill -9, mid-batch
+    return real(*args)
+ex.write_shard = write_then_die
+ex.extract(sys.argv[1], sys.argv[2], ("SliceLocation", "FlipAngle"), progress=False,
+           workers=1, shard_bytes=48)
+"""
+
+
+def test_killed_extraction_resumes_and_completes(dicom, tmp_path):
+    """SIGKILL after some shards: the next run keeps finished series and redoes the rest."""
+    import signal
+    import subprocess
+    import sys
+
+    files = _study(dicom)
+    lazydicom.open(dicom, progress=False)  # index first, so the kill lands in the writes
+    out = tmp_path / "killed.zarr"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run([sys.executable, "-c", _KILLER, str(dicom), str(out), "7"],
+                          env=env, capture_output=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    with opened_files(dicom) as opened:
+        report = extract(dicom, out, DIMS, progress=False, shard_bytes=48)
+    statuses = {r["name"].split("_")[0]: r["status"] for r in report}
+    # series run in name order, a shard per frame: 001 (2 shards) was complete,
+    # 003 was killed at its 6th shard, 012 had not started
+    assert statuses == {"001": "skipped", "003": "written", "012": "written"}
+    rewritten = {os.path.abspath(p) for p in opened}
+    assert not rewritten & {os.path.abspath(p) for p in files["other"]}
+    for r in report:
+        got = xr.open_zarr(out, group=r["name"])["pixels"]
+        assert not np.isnan(got.values).any()
+    names = {r["name"].split("_")[0]: r["name"] for r in report}
+    np.testing.assert_array_equal(
+        xr.open_zarr(out, group=names["012"])["pixels"].transpose("x", "y", *DIMS).values,
+        expected_ndarray(COORDS, SHAPE))
+    np.testing.assert_array_equal(
+        xr.open_zarr(out, group=names["003"])["pixels"].transpose("x", "y", *DIMS).values,
+        expected_ndarray(COORDS, SHAPE, rescale=RESCALE))

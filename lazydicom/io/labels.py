@@ -1,0 +1,133 @@
+"""Names, attributes and coordinate labels of a series, for labelled outputs.
+
+Pure functions of the index table of a series' frames and of a grid's
+coordinate values: the same labels serve xarray output, zarr output and
+batch extraction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..grid import axis_key
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["series_attrs", "series_name", "coordinates", "units"]
+
+# Index columns that describe storage or vary per frame by nature: never attributes.
+_NOT_ATTRS = {
+    "path", "size", "mtime", "IsImage", "PixelDataOffset", "FrameOffset", "FrameLength",
+    "FrameNumber", "SOPInstanceUID", "TransferSyntaxUID", "BitsAllocated", "BitsStored",
+    "HighBit", "PixelRepresentation", "PlanarConfiguration", "SamplesPerPixel",
+    "RedPaletteColorLookupTableDescriptor", "InstanceNumber", "DimensionIndexValues",
+}
+
+
+def _json_value(value: Any) -> Any:
+    """A JSON-safe version of an index value, or None to leave it out."""
+    value = axis_key(value)
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, tuple):
+        items = [_json_value(v) for v in value]
+        return None if any(v is None for v in items) else items
+    return str(value)
+
+
+def series_attrs(table: pd.DataFrame) -> dict[str, Any]:
+    """Attributes that take one value over all frames of a series' ``table``, JSON-safe.
+
+    Includes patient, study and series identifiers and descriptions, PixelSpacing,
+    ImageOrientationPatient (when constant), RescaleType..., as indexed, and
+    ``NumberOfFramesInSeries``.
+    """
+    attrs: dict[str, Any] = {}
+    for column in table.columns:
+        if column in _NOT_ATTRS or not len(table):
+            continue
+        values = table[column].tolist()
+        first = values[0]
+        try:  # fast path: plain equality (None == None; NaN and arrays fall through)
+            same = all(v == first for v in values) and first == first
+        except (TypeError, ValueError):
+            same = False
+        if not same and len({axis_key(v) for v in values}) != 1:
+            continue
+        value = _json_value(first)
+        if value is not None and value != "":
+            attrs[str(column)] = value
+    attrs["NumberOfFramesInSeries"] = len(table)
+    return attrs
+
+
+def units(attrs: dict[str, Any], rescale: bool) -> str | None:
+    """The unit of rescaled values: RescaleType, or HU for CT; None for stored values."""
+    if not rescale:
+        return None
+    return attrs.get("RescaleType") or ("HU" if attrs.get("Modality") == "CT" else None)
+
+
+def _slug(text: Any) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", str(text or "")).strip("_").lower()
+    return slug[:40].rstrip("_") or "series"
+
+
+def series_name(table: pd.DataFrame) -> str:
+    """A readable, stable name: ``f"{SeriesNumber:03d}_{description}_{uid hash}"``.
+
+    Examples
+    --------
+    >>> import lazydicom
+    >>> s = lazydicom.zeros((2, 2, 1), SeriesDescription="ax 5 flip")
+    >>> series_name(s.table()).split("_")[1:4]
+    ['ax', '5', 'flip']
+    """
+
+    def first(column: str) -> Any:
+        return axis_key(table[column].iloc[0]) if column in table and len(table) else None
+
+    number = first("SeriesNumber")
+    try:
+        number = int(number)
+    except (TypeError, ValueError, OverflowError):
+        number = 0
+    digest = hashlib.sha1(str(first("SeriesInstanceUID")).encode()).hexdigest()[:8]
+    return f"{number:03d}_{_slug(first('SeriesDescription'))}_{digest}"
+
+
+def coordinates(dim: str, values: Sequence[Any]) -> dict[str, tuple[str, np.ndarray]]:
+    """Coordinates of one dim: ``{name: (dim, values)}``.
+
+    Numbers as int64 or float64 (absent values NaN); text and multi-valued
+    attributes as DICOM's ``"a\\b\\c"`` text, and for numeric multi-valued
+    attributes (ImagePositionPatient) one numeric coordinate per component,
+    ``<dim>_0``, ``<dim>_1``...
+    """
+    keys = [axis_key(v) for v in values]
+    if all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in keys):
+        if any(v is None for v in keys) or any(isinstance(v, float) for v in keys):
+            data = np.array([np.nan if v is None else v for v in keys], dtype=np.float64)
+        else:
+            data = np.array(keys, dtype=np.int64)
+        return {dim: (dim, data)}
+    labels = np.array(["" if v is None else "\\".join(map(str, v)) if isinstance(v, tuple)
+                       else str(v) for v in keys], dtype=object)
+    out: dict[str, tuple[str, np.ndarray]] = {dim: (dim, labels)}
+    lengths = {len(v) for v in keys if isinstance(v, tuple)}
+    numeric = all(isinstance(v, tuple) and all(isinstance(x, int | float) for x in v)
+                  for v in keys)
+    if numeric and len(lengths) == 1:
+        table = np.array(keys, dtype=np.float64)
+        for i in range(table.shape[1]):
+            out[f"{dim}_{i}"] = (dim, table[:, i])
+    return out

@@ -1,0 +1,241 @@
+"""Write a :class:`~lazydicom.array.DicomFrames` to a zarr (v3) group, sharded, through zarr.
+
+Layout of a group (``xarray.open_zarr(store, group=...)`` opens it)::
+
+    <group>/                 attributes: the series' (JSON-safe) attributes
+      pixels                 dims (*reversed(dims), "y", "x"): each frame contiguous,
+                             one inner chunk per frame, shards of many frames
+      SliceLocation, ...     one coordinate array per dim (and <dim>_0.. for
+                             numeric multi-valued attributes)
+
+The pixel array's dims are the grid's dims reversed, then ``(y, x)``: exactly
+the memory of the Fortran-ordered ``(x, y, *dims)`` blocks lazydicom reads, so
+a block is written as its transpose, a view, without copying; and each frame
+is one contiguous inner chunk, as pydicom stacks frames. ``.transpose("x",
+"y", ...)`` on the opened variable gives the ``(x, y, *dims)`` order of
+:meth:`Series.ndarray <lazydicom.Series.ndarray>`.
+
+Shards (zarr's sharding codec) hold many frames each, sized in bytes (64 MiB
+by default), so a study of 1,000 series is about as many files as series, not
+one file per frame, while a reader of one frame still reads only its chunk.
+A shard is the unit of work: one task reads its frames (decoding where
+needed, in parallel with other tasks), and zarr compresses and writes it
+(blosc-lz4 by default: fast to write and to read). Shards are written in
+full, so tasks never read back or lock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import InvalidArgumentError
+from .labels import coordinates
+
+if TYPE_CHECKING:
+    from ..array import DicomFrames
+
+__all__ = ["ZarrTarget", "create", "write_shard", "to_zarr", "consolidate_metadata",
+           "COMPRESSORS"]
+
+#: Codecs of the pixel chunks: name -> (zarr codec class path, its arguments).
+COMPRESSORS = ("lz4", "zstd", "none")
+_SHARD_BYTES = "64MiB"
+PIXELS = "pixels"
+
+
+def _codec(compressor: str | None) -> Any:
+    from zarr.codecs import BloscCodec, ZstdCodec
+
+    if compressor in (None, "none"):
+        return None
+    if compressor == "lz4":
+        return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+    if compressor == "zstd":
+        return ZstdCodec(level=1)
+    raise InvalidArgumentError(f"compressor must be one of {COMPRESSORS}, not {compressor!r}")
+
+
+@dataclass(frozen=True)
+class ZarrTarget:
+    """Where a frames array is written: a store (a path, or a zarr store for local
+    writes) and the array inside it, with the shard grid over the frames' dims."""
+
+    store: Any
+    path: str
+    shards: tuple[int, ...]  # along the grid dims of the frames, in their order
+
+    def regions(self, grid_shape: tuple[int, ...]) -> Iterator[tuple[slice, ...]]:
+        """The shard regions along the grid dims (Fortran order: first dim fastest)."""
+        ranges = [[slice(s, min(s + k, n)) for s in range(0, n, k)] if n else [slice(0, 0)]
+                  for k, n in zip(self.shards, grid_shape)]
+        for combo in itertools.product(*reversed(ranges)):
+            yield tuple(reversed(combo))
+
+
+def _store_location(store: Any) -> Any:
+    """A path string for folders (absolute: workers' cwd differs), else the store itself."""
+    if isinstance(store, str | os.PathLike):
+        text = os.fspath(store)
+        return text if "://" in text else os.path.abspath(text)
+    return store
+
+
+def create(
+    frames: DicomFrames,
+    store: Any,
+    *,
+    group: str | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    compressor: str | None = "lz4",
+    shard_bytes: str | int = _SHARD_BYTES,
+    fill_value: Any = None,
+    consolidate: bool = True,
+) -> ZarrTarget:
+    """Create (replace) the group of ``frames``: coordinates, attributes, an empty pixel array.
+
+    Reads no pixel. ``fill_value`` (default: the frames' own) is what zarr
+    reports for chunks never written. The attributes go on the group and on
+    the pixel array (xarray shows them on the Dataset and on the variable).
+    ``consolidate`` writes the store's consolidated metadata (from its root,
+    as xarray reads it).
+    """
+    import zarr
+
+    location = _store_location(store)
+    root = zarr.open_group(location, path=group or "", mode="w", zarr_format=3,
+                           attributes=dict(attrs or {}))
+    names = list(frames.dims[2:])
+    extra: list[str] = []
+    for dim, values in zip(names, frames.grid.coords):
+        for coord, (axis, data) in coordinates(dim, values).items():
+            kind = str if data.dtype == object else data.dtype
+            arr = root.create_array(coord, shape=data.shape, dtype=kind,
+                                    dimension_names=(axis,))
+            if data.size:
+                arr[...] = data
+            if coord != dim:
+                extra.append(coord)
+    if frames.colour:
+        rgb = root.create_array("rgb", shape=(3,), dtype=str, dimension_names=("rgb",))
+        rgb[...] = np.array(["R", "G", "B"])
+        names = names[:-1]
+    budget = f"{shard_bytes}B" if isinstance(shard_bytes, int) else shard_bytes
+    shards = frames.chunks(budget)[2 : 2 + len(names)]
+    shard = tuple(max(c) if c else 1 for c in shards)
+    x, y = frames.frame_shape[:2]
+    shape = (*reversed(frames.grid.shape), y, x)
+    dims = (*reversed(names), "y", "x")
+    inner = (1,) * len(names) + (y, x)
+    outer = tuple(reversed(shard)) + (y, x)
+    if frames.colour:
+        shape, dims, inner, outer = (3, *shape), ("rgb", *dims), (1, *inner), (1, *outer)
+    pixel_attrs = dict(attrs or {})
+    if extra:
+        pixel_attrs["coordinates"] = " ".join(extra)
+    root.create_array(
+        PIXELS, shape=shape, dtype=frames.dtype, chunks=inner,
+        shards=outer if all(shape) else None, compressors=_codec(compressor),
+        fill_value=frames.fill_value if fill_value is None else fill_value,
+        dimension_names=dims, attributes=pixel_attrs,
+    )
+    if consolidate:
+        consolidate_metadata(location)
+    path = f"{group.strip('/')}/{PIXELS}" if group else PIXELS
+    return ZarrTarget(location, path, shard)
+
+
+def consolidate_metadata(store: Any) -> None:
+    """zarr's consolidated metadata of the whole store (xarray opens it in one read)."""
+    import warnings
+
+    import zarr
+
+    with warnings.catch_warnings():
+        # zarr notes that consolidated metadata is not in the v3 spec yet
+        warnings.filterwarnings("ignore", message="Consolidated metadata")
+        zarr.consolidate_metadata(_store_location(store))
+
+
+def write_shard(frames: DicomFrames, target: ZarrTarget, region: tuple[slice, ...]) -> int:
+    """Read the frames of one shard region (grid dims) and write them; returns the cells.
+
+    A task: it carries the frames object, the target and a region, and opens
+    the zarr array itself, so it runs in threads, processes or cluster workers.
+    """
+    import zarr
+
+    block = frames[(slice(None), slice(None), *region)]  # Fortran (x, y, *cells[, 3])
+    arr = zarr.open_array(target.store, path=target.path, mode="r+").with_config(
+        {"write_empty_chunks": True})  # never compare each chunk with the fill value
+    where = (*reversed(region), slice(None), slice(None))
+    if frames.colour:
+        where = (slice(None), *where)
+    arr[where] = block.T  # C-contiguous: (rgb?, *reversed(dims), y, x)
+    return math.prod(s.stop - s.start for s in region)
+
+
+def to_zarr(
+    frames: DicomFrames,
+    store: Any,
+    *,
+    group: str | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    compressor: str | None = "lz4",
+    shard_bytes: str | int = _SHARD_BYTES,
+    compute: bool = True,
+    scheduler: Any = None,
+) -> Any:
+    """Write ``frames`` to a zarr group (see the module docstring for the layout).
+
+    Parameters
+    ----------
+    frames : DicomFrames
+    store : str, PathLike or zarr store
+        A folder (or URL) every worker can reach for dask.distributed.
+    group : str, optional
+        Subgroup to write into (replaced if it exists).
+    attrs : mapping, optional
+        Group attributes (e.g. :func:`lazydicom.io.labels.series_attrs`).
+    compressor : {'lz4', 'zstd', 'none'}
+        blosc-lz4 (default), zstd level 1, or none.
+    shard_bytes : str or int
+        Bytes of frames per shard (and per task), default ``"64MiB"``.
+    compute : bool
+        False returns a ``dask.delayed`` object whose ``.compute()`` writes the
+        pixels (the group, coordinates and attributes are written at once).
+    scheduler : optional
+        As ``dask.compute(scheduler=...)``.
+
+    Returns
+    -------
+    None, or with ``compute=False`` a dask Delayed.
+    """
+    import dask
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    target = create(frames, store, group=group, attrs=attrs, compressor=compressor,
+                    shard_bytes=shard_bytes)
+    token = dask.base.tokenize(frames.token, target.store if isinstance(target.store, str)
+                               else id(target.store), target.path, target.shards)
+    source, name = f"lazydicom-frames-{token}", f"lazydicom-write-{token}"
+    graph: dict[Any, Any] = {source: frames}
+    keys = []
+    for i, region in enumerate(target.regions(frames.grid.shape)):
+        if any(s.stop == s.start for s in region):
+            continue
+        graph[(name, i)] = (write_shard, source, target, region)
+        keys.append((name, i))
+    graph[name] = (sum, keys)
+    writes = Delayed(name, HighLevelGraph.from_collections(name, graph, dependencies=()))
+    if not compute:
+        return writes
+    writes.compute(scheduler=scheduler)
+    return None
