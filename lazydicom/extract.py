@@ -272,7 +272,7 @@ def extract(
             except (LazyDicomError, ValueError, KeyError, OSError) as exc:
                 job.error = exc
             jobs.append(job)
-            report.append({**entry, "status": None, "_job": job})
+            report.append({**entry, "status": "failed"})
 
     jobs.sort(key=lambda j: j.name)  # a deterministic order: resumes redo the same tail
     bar = _Progress(sum(j.cells for j in jobs if j.error is None), len(jobs), progress)
@@ -282,12 +282,12 @@ def extract(
     finally:
         bar.close()
         consolidate_metadata(out)
+    by_name = {job.name: job for job in jobs}
     for entry in report:
-        done: _Job | None = entry.pop("_job", None)
-        if done is not None:
-            entry["status"] = "failed" if done.error else "written"
-            entry["error"] = None if done.error is None else (
-                f"{type(done.error).__name__}: {done.error}")
+        if entry["name"] in by_name:
+            error = by_name[entry["name"]].error
+            entry["status"] = "failed" if error else "written"
+            entry["error"] = None if error is None else f"{type(error).__name__}: {error}"
     return sorted(report, key=lambda r: r["name"])
 
 
