@@ -93,6 +93,9 @@ class DicomFrames:
         Whether RescaleSlope/Intercept are applied.
     cache : optional
         A frame cache (:class:`~lazydicom.cache.FrameCache`) frames are read through.
+    rows : numpy.ndarray, optional
+        For each frame of ``table``, its position in the index table the
+        selection was planned from (to look up other attributes of a cell).
 
     Examples
     --------
@@ -112,6 +115,7 @@ class DicomFrames:
     fill_value: Any = 0
     rescale: bool = True
     cache: FrameCacheLike | None = None
+    rows: np.ndarray | None = None
 
     # -- what it is ------------------------------------------------------------
 
@@ -571,7 +575,7 @@ def select(
         formats[0].frame_shape if formats else (0, 0))
     dtype = _result_dtype(frames, formats, rescale)
     dtype = _with_fill(dtype, fill_value)
-    return DicomFrames(frames, grid, dtype, shape, fill_value, rescale, cache)
+    return DicomFrames(frames, grid, dtype, shape, fill_value, rescale, cache, rows=used)
 
 
 def _frame_shape(frames: FrameTable) -> tuple[int, ...]:

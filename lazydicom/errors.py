@@ -18,6 +18,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidSelectionError",
     "InvalidChunksError",
+    "GeometryError",
     "LazyDicomWarning",
     "SkippedFilesWarning",
 ]
@@ -67,6 +68,10 @@ class InvalidSelectionError(InvalidArgumentError, IndexError):
 
 class InvalidChunksError(InvalidArgumentError):
     """A ``chunks`` argument that is not a valid chunking of the array."""
+
+
+class GeometryError(LazyDicomError, ValueError):
+    """Frames that do not lie on one regular grid in patient space (the message says why)."""
 
 
 class LazyDicomWarning(UserWarning):

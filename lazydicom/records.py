@@ -17,6 +17,7 @@ import pandas as pd
 
 from .array import DicomFrames, select
 from .errors import InvalidArgumentError
+from .geometry import affine, spatial_axis
 from .grid import axis_key, sorted_unique
 from .index import Index
 from .io.labels import series_attrs, series_name, units
@@ -266,6 +267,40 @@ class Series(_Record):
         frames = self.frames(dims, coords, slice, fill_value=fill_value, rescale=rescale)
         return frames.read(scheduler=scheduler, num_workers=num_workers,
                            frames_per_task=frames_per_task)
+
+    def affine(
+        self,
+        dims: Sequence[str | int] | str | int = ("SlicePosition",),
+        coords: Mapping[Any, Any] | None = None,
+        slice: Mapping[Any, Any] | None = None,
+        *,
+        dim: str | None = None,
+    ) -> np.ndarray:
+        """The 4x4 matrix from voxel ``(x, y, k)`` of ``ndarray(dims)`` to patient mm (LPS).
+
+        ``k`` indexes the spatial dim among ``dims`` (``SlicePosition``,
+        ``ImagePositionPatient`` or ``SliceLocation``; ``dim=`` picks one);
+        other dims do not move a voxel. The same origin, spacing and direction
+        as SimpleITK's reading of the series (see :mod:`lazydicom.geometry`).
+
+        Raises
+        ------
+        GeometryError
+            No spatial dim, slices that are not parallel or not evenly spaced
+            (with the spacings found), or frames that do not agree on one grid.
+
+        Examples
+        --------
+        >>> import lazydicom, numpy as np
+        >>> s = lazydicom.zeros((4, 3, 2), {"SliceLocation": [0.0, 5.0]},
+        ...                     PixelSpacing=[0.5, 0.25])
+        >>> s.affine(("SliceLocation",)) @ [1, 2, 1, 1]
+        array([0.25, 1.  , 5.  , 1.  ])
+        """
+        frames = self.frames(dims, coords, slice)
+        names = list(frames.dims[2 : 2 + len(frames.grid.dims)])
+        axis = spatial_axis(names, None if dim is None else resolve(dim).column)
+        return affine(self.table().iloc[frames.rows], frames.grid, axis)
 
     def xarray(
         self,
