@@ -11,15 +11,21 @@ its pixels as a dask array whose axes are DICOM attributes::
 from __future__ import annotations
 
 from .errors import (
+    ArgumentTypeError,
+    DamagedIndexWarning,
     DatabaseNotFoundError,
     DuplicateCellError,
     FrameReadError,
     InconsistentFramesError,
+    InvalidArgumentError,
+    InvalidValueWarning,
     LazyDicomError,
     LazyDicomWarning,
     MissingDecoderError,
+    OutsideDatabaseError,
     SkippedFilesWarning,
     UnknownAttributeError,
+    UnreadableFolderError,
 )
 from .records import Database, Patient, Series, Study
 from .records import open_database as open
@@ -41,6 +47,12 @@ __all__ = [
     "InconsistentFramesError",
     "MissingDecoderError",
     "UnknownAttributeError",
+    "UnreadableFolderError",
+    "OutsideDatabaseError",
+    "InvalidArgumentError",
+    "ArgumentTypeError",
     "LazyDicomWarning",
     "SkippedFilesWarning",
+    "DamagedIndexWarning",
+    "InvalidValueWarning",
 ]

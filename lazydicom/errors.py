@@ -15,8 +15,14 @@ __all__ = [
     "InconsistentFramesError",
     "MissingDecoderError",
     "FrameReadError",
+    "UnreadableFolderError",
+    "OutsideDatabaseError",
+    "InvalidArgumentError",
+    "ArgumentTypeError",
     "LazyDicomWarning",
     "SkippedFilesWarning",
+    "DamagedIndexWarning",
+    "InvalidValueWarning",
 ]
 
 
@@ -51,9 +57,42 @@ class FrameReadError(LazyDicomError, OSError):
     """A frame could not be read from its file (changed, truncated or unreadable)."""
 
 
+class UnreadableFolderError(LazyDicomError, PermissionError):
+    """The database folder exists but cannot be listed (e.g. no read permission)."""
+
+
+class OutsideDatabaseError(LazyDicomError, PermissionError):
+    """A write or delete would leave the database folder (e.g. through a symbolic link).
+
+    lazydicom never follows a symbolic link out of the database to write or
+    delete: the index folder ``.lazydicom``, its lock and temporary files, and
+    the folders of written series must be real folders inside the database.
+    """
+
+
+class InvalidArgumentError(LazyDicomError, ValueError):
+    """An argument has a value lazydicom cannot use (refused before anything is done).
+
+    E.g. a size that is not positive, one attribute given twice under two
+    names, a value outside the range its attribute's VR can store.
+    """
+
+
+class ArgumentTypeError(LazyDicomError, TypeError):
+    """An argument has the wrong type (e.g. a shape of floats or a string)."""
+
+
 class LazyDicomWarning(UserWarning):
     """Base class of every warning emitted by lazydicom."""
 
 
 class SkippedFilesWarning(LazyDicomWarning):
     """Some files under the database folder were not indexed (see the message)."""
+
+
+class DamagedIndexWarning(LazyDicomWarning):
+    """The persisted index failed its checks on load and is rebuilt from the DICOM files."""
+
+
+class InvalidValueWarning(LazyDicomWarning):
+    """Some attribute values do not fit their attribute's type and are indexed as absent."""
