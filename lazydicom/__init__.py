@@ -11,7 +11,6 @@ its pixels as a dask array whose axes are DICOM attributes::
 from __future__ import annotations
 
 from .errors import (
-    ArgumentTypeError,
     DamagedIndexWarning,
     DatabaseNotFoundError,
     DuplicateCellError,
@@ -50,7 +49,6 @@ __all__ = [
     "UnreadableFolderError",
     "OutsideDatabaseError",
     "InvalidArgumentError",
-    "ArgumentTypeError",
     "LazyDicomWarning",
     "SkippedFilesWarning",
     "DamagedIndexWarning",

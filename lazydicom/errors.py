@@ -18,7 +18,6 @@ __all__ = [
     "UnreadableFolderError",
     "OutsideDatabaseError",
     "InvalidArgumentError",
-    "ArgumentTypeError",
     "LazyDicomWarning",
     "SkippedFilesWarning",
     "DamagedIndexWarning",
@@ -70,16 +69,14 @@ class OutsideDatabaseError(LazyDicomError, PermissionError):
     """
 
 
-class InvalidArgumentError(LazyDicomError, ValueError):
-    """An argument has a value lazydicom cannot use (refused before anything is done).
+class InvalidArgumentError(LazyDicomError, ValueError, TypeError):
+    """An argument has a type or value lazydicom cannot use; the message says which is accepted.
 
-    E.g. a size that is not positive, one attribute given twice under two
-    names, a value outside the range its attribute's VR can store.
+    Also a ``ValueError`` and a ``TypeError``, so either ``except`` keeps working.
+    Raised when the call is made, before anything is read or written: e.g. a
+    shape that is not a tuple of positive integers, one attribute given twice
+    under two names, a value outside what its attribute's VR can store.
     """
-
-
-class ArgumentTypeError(LazyDicomError, TypeError):
-    """An argument has the wrong type (e.g. a shape of floats or a string)."""
 
 
 class LazyDicomWarning(UserWarning):
