@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import disk
+from .errors import OutsideDatabaseError
 
 __all__ = ["Pending", "begin", "recover"]
 
@@ -152,7 +153,7 @@ def recover(root: str | os.PathLike) -> int:
             try:
                 journal = _read_journal(os.path.join(entry.path, _JOURNAL))
                 if journal:
-                    _apply(root, entry.path, journal)
+                    _apply(root, entry.path, journal, strict=False)
                 disk.remove_tree(entry.path)
                 done += 1
             finally:
@@ -184,15 +185,23 @@ def _read_journal(path: str) -> list[list[str]] | None:
     return out
 
 
-def _apply(root: str, folder: str, files: Sequence[Sequence[str]]) -> None:
-    """Rename each temporary file still there to its target (a path inside ``root``)."""
+def _apply(root: str, folder: str, files: Sequence[Sequence[str]], strict: bool = True) -> None:
+    """Rename each temporary file still there to its target (a path inside ``root``).
+
+    Not ``strict`` (recovering a journal a killed process left): a target
+    outside the database is left out instead of stopping the recovery.
+    """
     for name, rel in files:
         tmp = os.path.join(folder, name)
         if not os.path.lexists(tmp):
             continue  # renamed before the kill
         target = os.path.join(root, *rel.split("/"))
-        disk.make_folders(root, os.path.dirname(target))
-        disk.replace_inside(root, tmp, target)
+        try:
+            disk.make_folders(root, os.path.dirname(target))
+            disk.replace_inside(root, tmp, target)
+        except OutsideDatabaseError:
+            if strict:
+                raise
 
 
 def _free_name(path: str) -> str:

@@ -149,9 +149,7 @@ def private_folder(root: str | os.PathLike, create: bool = True) -> Path:
     Raises
     ------
     OutsideDatabaseError
-        ``.lazydicom`` is a symbolic link.
-    NotADirectoryError
-        ``.lazydicom`` is a file.
+        ``.lazydicom`` is a symbolic link or a file.
     """
     path = Path(root) / INDEX_DIRNAME
     if create:
@@ -168,8 +166,9 @@ def private_folder(root: str | os.PathLike, create: bool = True) -> Path:
     if stat.S_ISLNK(st.st_mode):
         _refuse_link(path, "The index folder")
     if not stat.S_ISDIR(st.st_mode):
-        raise NotADirectoryError(
-            f"{str(path)!r} is a file, not lazydicom's index folder; remove or rename it"
+        raise OutsideDatabaseError(
+            f"{str(path)!r} is a file, not lazydicom's index folder; remove or rename it "
+            "(or give index_path= to keep the index elsewhere)"
         )
     return path
 
@@ -227,7 +226,9 @@ def check_inside(root: str | os.PathLike, folder: str | os.PathLike) -> None:
         if stat.S_ISLNK(st.st_mode):
             _refuse_link(current, "The folder")
         if not stat.S_ISDIR(st.st_mode):
-            raise NotADirectoryError(f"{current!r} is a file, not a folder")
+            raise OutsideDatabaseError(
+                f"{current!r} is a file where lazydicom needs a folder; move it away"
+            )
 
 
 def make_folders(root: str | os.PathLike, folder: str | os.PathLike) -> None:
@@ -243,7 +244,9 @@ def make_folders(root: str | os.PathLike, folder: str | os.PathLike) -> None:
         if stat.S_ISLNK(st.st_mode):
             _refuse_link(current, "The folder")
         if not stat.S_ISDIR(st.st_mode):
-            raise NotADirectoryError(f"{current!r} is a file, not a folder")
+            raise OutsideDatabaseError(
+                f"{current!r} is a file where lazydicom needs a folder; move it away"
+            )
 
 
 def replace_inside(root: str | os.PathLike, source: str, target: str) -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "UnreadableFolderError",
     "OutsideDatabaseError",
     "InvalidArgumentError",
+    "InvalidSelectionError",
     "LazyDicomWarning",
     "SkippedFilesWarning",
     "DamagedIndexWarning",
@@ -61,11 +62,12 @@ class UnreadableFolderError(LazyDicomError, PermissionError):
 
 
 class OutsideDatabaseError(LazyDicomError, PermissionError):
-    """A write or delete would leave the database folder (e.g. through a symbolic link).
+    """A write or delete would not stay inside the database's own folders.
 
     lazydicom never follows a symbolic link out of the database to write or
     delete: the index folder ``.lazydicom``, its lock and temporary files, and
-    the folders of written series must be real folders inside the database.
+    the folders of written series must be real folders inside the database
+    (not symbolic links, and not files standing where a folder should be).
     """
 
 
@@ -77,6 +79,10 @@ class InvalidArgumentError(LazyDicomError, ValueError, TypeError):
     shape that is not a tuple of positive integers, one attribute given twice
     under two names, a value outside what its attribute's VR can store.
     """
+
+
+class InvalidSelectionError(InvalidArgumentError, IndexError):
+    """Indices or keys of a selection (``slice=``, ``arr[...]``) that are not valid indices."""
 
 
 class LazyDicomWarning(UserWarning):

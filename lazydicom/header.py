@@ -303,7 +303,7 @@ def _read_header(
                 found = _fastheader.read_fast(fd, size, plan)
                 if found is not None:
                     if not found.has_identity:
-                        raise HeaderError("no DICOM attributes found")
+                        raise _no_attributes(fd, size)
                     base = found.base
                     base["TransferSyntaxUID"] = found.transfer_syntax
                     pixel, implicit = _check_pixels(fd, size, base, found.implicit, found.pixel)
@@ -311,6 +311,8 @@ def _read_header(
             with open(fd, "rb", closefd=False) as fp:
                 bounded = _BoundedFile(fp, size, os.fspath(path))
                 ds, pixel = _read_dataset(bounded, str(path))
+                if not {0x00080016, 0x00100020, 0x00280010} & set(ds.keys()):
+                    raise _no_attributes(fd, size)
                 base, implicit, groups = _base(ds, attrs)
                 pixel, implicit = _check_pixels(fd, size, base, implicit, pixel)
                 return _frames(base, implicit, pixel, size, attrs, groups)
@@ -324,6 +326,14 @@ def _read_header(
         raise HeaderError(f"cannot read ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - never let one bad file crash a scan
         raise HeaderError(f"unreadable DICOM header ({type(exc).__name__}: {exc})") from None
+
+
+def _no_attributes(fd: int, size: int) -> HeaderError:
+    """The error of a file without SOPClassUID, PatientID and Rows: cut short, or not
+    an image file at all."""
+    if _fastheader.ends_inside_element(fd, size):
+        return HeaderError("the file ends inside an element of its header: it is truncated")
+    return HeaderError("no DICOM attributes found")
 
 
 def _base(ds: Dataset, attrs: Sequence[Attribute]) -> tuple[dict[str, Any], bool | None, Any]:

@@ -179,7 +179,7 @@ def default_location(root: Path) -> Path:
         probe.unlink()
         return here
     except (PermissionError, OSError) as exc:
-        if isinstance(exc, OutsideDatabaseError | NotADirectoryError):
+        if isinstance(exc, OutsideDatabaseError):
             raise
         digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
         base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
@@ -459,6 +459,7 @@ class Index:
         what it removed is dropped; the rest of the folder is not walked.
         """
         folder = Path(folder)
+        disk.check_inside(self.root, folder)  # a link out of the folder is not walked
         rel = folder.relative_to(self.root).as_posix()
         prefix = "" if rel == "." else f"{rel}/"
         files = scan_folder(folder).files if folder.is_dir() else []
@@ -598,7 +599,9 @@ class Index:
             positions = by_path.get(p, [])
             if not len(positions):
                 continue  # removed, or skipped when indexed again
-            values = read_attributes(self.root / p, want)
+            with warnings.catch_warnings():  # pydicom's notes on odd values, as in _read_files
+                warnings.simplefilter("ignore", UserWarning)
+                values = read_attributes(self.root / p, want)
             for pos, frame_values in zip(positions, values):
                 for a in want:
                     table.iat[pos, table.columns.get_loc(a.column)] = frame_values.get(a.column)

@@ -10,9 +10,9 @@ column or make the folder impossible to save or load.
 ======================  ============================================
 VR                      Arrow type (``list<...>`` when VM is not 1)
 ======================  ============================================
-IS, SS, US, SL, UL,     ``int64``
-SV, AT, ``US or SS``
-UV                      ``uint64``
+IS, SS, US, SL, UL,     ``int64`` (values within +-2**53, which the
+SV, AT, ``US or SS``    in-memory float64 of a column with absent values holds)
+UV                      ``uint64`` (within 2**53)
 DS, FL, FD              ``float64``
 text, bytes, SQ         ``string`` (bytes as short text or hex, SQ absent)
 private, unknown tags   inferred from all the values (see below)
@@ -139,8 +139,11 @@ _VR_TYPES: dict[str, pa.DataType] = {
 }
 _INFERRED = (pa.int64(), pa.float64(), pa.string())
 _NULLABLE_STORAGE = {"SlicePosition"}
-_INT64 = (-(2**63), 2**63 - 1)
-_UINT64 = (0, 2**64 - 1)
+# Integers an index column holds exactly: in memory a column of integers with
+# absent values is float64 (pandas), exact up to 2**53; IS values are int32.
+_EXACT = 2**53  # excluded: a float 2**53 may be a rounded 2**53 + 1
+_INT64 = (-_EXACT + 1, _EXACT - 1)
+_UINT64 = (0, _EXACT - 1)
 
 
 class Problem(NamedTuple):
@@ -218,7 +221,7 @@ def _fit(v: Any, kind: pa.DataType, lenient: bool) -> Any:
                 return _BAD
         return _BAD
     low, high = _UINT64 if pa.types.is_unsigned_integer(kind) else _INT64
-    if isinstance(v, float) and v.is_integer():
+    if isinstance(v, float) and v.is_integer() and abs(v) < _EXACT:
         v = int(v)
     if isinstance(v, int) and low <= v <= high:
         return v
@@ -239,10 +242,12 @@ def _infer(values: Iterable[Any]) -> pa.DataType:
                 x = x.item()
             if isinstance(x, bool) or not isinstance(x, int | float):
                 seen.add("str")
-            elif isinstance(x, int) and _INT64[0] <= x <= _INT64[1]:
+            elif isinstance(x, float):
+                seen.add("float")
+            elif _INT64[0] <= x <= _INT64[1]:
                 seen.add("int")
             else:
-                seen.add("float")
+                seen.add("str")  # exact as text, not rounded to a float
     if "str" in seen:
         base = pa.string()
     elif "float" in seen:
@@ -257,9 +262,14 @@ def _infer(values: Iterable[Any]) -> pa.DataType:
 _CONVERT_ERRORS = (pa.ArrowException, OverflowError, TypeError, ValueError)
 
 
-def _fast_array(values: pd.Series, kind: pa.DataType) -> pa.Array:
+def _fast_array(values: pd.Series, kind: pa.DataType, exact: bool = True) -> pa.Array:
     if not pa.types.is_list(kind):
-        return pa.array(values, type=kind, from_pandas=True)
+        array = pa.array(values, type=kind, from_pandas=True)
+        if exact and pa.types.is_integer(kind) and array.null_count < len(array):
+            bounds = pc.min_max(array).as_py()
+            if bounds["min"] <= -_EXACT or bounds["max"] >= _EXACT:
+                raise ValueError("integers beyond 2**53")  # the slow path reports them
+        return array
     if values.dtype != object and not isinstance(values.dtype, pd.StringDtype):
         # one scalar per row (a reopened index): wrap without Python objects
         items = pa.array(values, type=kind.value_type, from_pandas=True)
@@ -305,8 +315,8 @@ def _describe(kind: pa.DataType) -> str:
     if pa.types.is_list(kind):
         return f"values of type {_describe(kind.value_type)}"
     return {
-        "int64": "an integer within int64",
-        "uint64": "a non-negative integer within uint64",
+        "int64": "an integer within +-2**53",
+        "uint64": "a non-negative integer within 2**53",
         "double": "a number",
         "string": "text",
         "bool": "True or False",
@@ -363,7 +373,8 @@ def to_arrow(
         if kind is None:
             kind = _infer(values.tolist())
         try:
-            arrays.append(_fast_array(values, kind))
+            # storage columns (offsets, mtime in ns) are never absent: int64 in memory too
+            arrays.append(_fast_array(values, kind, exact=name not in STORAGE))
         except _CONVERT_ERRORS:
             arrays.append(_slow_array(values, kind, name, lenient, problems))
     return pa.Table.from_arrays(arrays, names=names), problems

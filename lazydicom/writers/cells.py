@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, InvalidSelectionError
 from .template import Coordinate, coordinate, fix_private_vr
 
 __all__ = [
@@ -82,6 +82,9 @@ def check_selection(
                 f"{shape[2 + i]} along that dim (axis {2 + i}); they must be equal"
             )
         fix_private_vr(coord, vals)
+        if what == "coords":
+            for v in vals:  # each value fits its VR (refused here, before any I/O)
+                coord.encode(v)
         coords.append(coord)
         values.append(vals)
     return coords, values
@@ -111,9 +114,11 @@ def slice_values(coord: Coordinate, axis: Sequence[Any], indices: Any) -> list[A
                 raise TypeError
             j = operator.index(i)  # 1.7 is not an index (int() would truncate it)
         except (TypeError, ValueError):
-            raise IndexError(f"slice[{coord.name!r}] holds {i!r}, not an index") from None
+            raise InvalidSelectionError(
+                f"slice[{coord.name!r}] holds {i!r}, not an index (an integer)"
+            ) from None
         if not -len(axis) <= j < len(axis):
-            raise IndexError(
+            raise InvalidSelectionError(
                 f"slice[{coord.name!r}] index {j} is out of range: the series has "
                 f"{len(axis)} value(s) of {coord.name!r}"
             )
