@@ -66,8 +66,8 @@ class Pending:
                 target = _free_name(target)
             taken.add(target)
             plan.append((tmp, target))
-        for folder in folders:
-            disk.make_folders(self.root, folder)
+        for folder in folders:  # refused now (a link out), before anything is committed
+            disk.check_inside(self.root, folder)
         journal = {
             "files": [
                 [os.path.basename(tmp), Path(os.path.relpath(target, self.root)).as_posix()]
@@ -75,6 +75,8 @@ class Pending:
             ]
         }
         disk.atomic_write(os.path.join(self.path, _JOURNAL), json.dumps(journal).encode())
+        for folder in folders:  # after the journal: a kill before it leaves no folder
+            disk.make_folders(self.root, folder)
         _apply(self.root, self.path, journal["files"])
         self.close(remove=True)
         return [target for _, target in plan]

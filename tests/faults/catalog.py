@@ -131,7 +131,8 @@ def markdown(kinds: dict[str, Kind]) -> str:
         lines += ["    | kind | what is tried | outcome |", "    |---|---|---|"]
         for k in mine:
             outcome = OUTCOMES[k.outcome] + (" (pending)" if k.pending else "")
-            lines.append(f"    | `{k.id}` | {k.what} | {outcome} |")
+            what = k.what.replace("|", "\\|")
+            lines.append(f"    | `{k.id}` | {what} | {outcome} |")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
@@ -152,13 +153,15 @@ def write_docs() -> None:
 
 
 def main() -> None:
+    # run as a script this module is __main__: use the one the tests register into
+    registry = importlib.import_module("tests.faults.catalog")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help=f"update {DOCS.name}")
     args = parser.parse_args()
     if args.write:
-        write_docs()
+        registry.write_docs()
     else:
-        print(markdown(load_all()))
+        print(registry.markdown(registry.load_all()))
 
 
 if __name__ == "__main__":
