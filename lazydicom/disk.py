@@ -28,6 +28,7 @@ import shutil
 import stat
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,11 +59,17 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 
+_HELD: weakref.WeakSet[Lock] = weakref.WeakSet()
+
+
 class Lock:
     """An exclusive advisory lock on a lock file, released when its process dies.
 
     Locks of one file taken through two :class:`Lock` objects exclude each
-    other, also between threads of one process.
+    other, also between threads of one process. A process forked while a
+    lock is held (a process pool) does not keep it: the child closes its
+    copies at once, so the lock is released when its owner releases it or
+    dies, whatever its children do.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -80,17 +87,38 @@ class Lock:
             os.close(fd)
             raise
         self._fd = fd
+        _HELD.add(self)
         return True
 
     def release(self) -> None:
         """Release the lock (closing the file releases it)."""
         fd, self._fd = self._fd, None
+        _HELD.discard(self)
         if fd is not None:
             os.close(fd)
 
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+    def _forget(self) -> None:
+        """In a forked child: close this copy of the file, which the parent still holds."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _forget_inherited_locks() -> None:
+    for lock in list(_HELD):
+        lock._forget()
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited_locks)
 
 
 def _open_lock_file(path: str) -> int:
