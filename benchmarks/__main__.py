@@ -30,13 +30,14 @@ except ImportError:  # pragma: no cover - tqdm comes with lazydicom and dbdicom
     pass
 from .data import big_spec, ensure_dataset, grid_spec  # noqa: E402
 
-GROUPS = ("index", "read", "select", "jpeg", "memory", "write", "cache")
+GROUPS = ("index", "read", "select", "jpeg", "decoders", "memory", "write", "cache")
 
 TITLES = {
     "index": "Index: scan the headers of the grid folder",
     "read": "Full read of the grid series into (x, y, SliceLocation, FlipAngle, RepetitionTime)",
     "select": "Selection: one FlipAngle of k",
     "jpeg": "JPEG Lossless CT (real data, largest series)",
+    "decoders": "Decoding JPEG Lossless CT frames: imagecodecs, pylibjpeg, GDCM",
     "memory": "Memory: mean of a large series, peak RSS of a fresh process",
     "write": "Writing a float volume as a new DICOM series",
     "cache": "Zarr cache and batch extraction to zarr",
@@ -128,13 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     if {"index", "read", "select"} & set(args.groups):
         grid = ensure_dataset(scratch, grid_spec(args.quick), log=_log)
 
-    from . import cache, compressed, index, memory, read, write
+    from . import cache, compressed, decoders, index, memory, read, write
 
     runners: dict[str, Callable[[], list[Row]]] = {
         "index": lambda: index.run_index(grid, args.repeat, args.verbose),
         "read": lambda: read.run_read(grid, args.repeat, args.verbose),
         "select": lambda: read.run_select(grid, args.repeat, args.verbose),
         "jpeg": lambda: compressed.run_jpeg(scratch, args.repeat, args.verbose),
+        "decoders": lambda: decoders.run_rows(max(args.repeat, 3), args.verbose),
         "memory": lambda: memory.run_memory(
             ensure_dataset(scratch, big_spec(args.quick), log=_log), args.verbose
         ),

@@ -336,7 +336,7 @@ def _child_extract(folder: str, out: str, compressor: str, mode: str = "fresh") 
 
     import_lazydicom()
     import lazydicom
-    import lazydicom.graph  # noqa: F401
+    import lazydicom.array  # noqa: F401
     from lazydicom.extract import extract
 
     # one untimed run first, as the plain script's repeats run in a warm process:

@@ -344,6 +344,7 @@ def machine_info() -> dict[str, Any]:
                 "imagedata",
                 "pylibjpeg",
                 "pylibjpeg-libjpeg",
+                "imagecodecs",
                 "python-gdcm",
             )
         },

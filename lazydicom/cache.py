@@ -15,9 +15,10 @@ never served. The array is ``(rows, columns[, 3])`` as pydicom's
 ``pixel_array`` gives it, one chunk, compressed with blosc-lz4 by default.
 
 What is cached. The STORED values (after decoding and palette lookup, before
-RescaleSlope/Intercept); rescale is applied on the way out, exactly as
-:func:`~lazydicom.pixels.read_frame` does, so one entry serves ``rescale=True``
-and ``rescale=False`` and values are bit-identical with and without the cache.
+RescaleSlope/Intercept); :func:`~lazydicom.pixels.read_frames` applies rescale
+on the way into the array, exactly as for a frame read from DICOM, so one
+entry serves ``rescale=True`` and ``rescale=False`` and values are
+bit-identical with and without the cache.
 
 Native frames. An uncompressed frame is one positioned read of its bytes,
 already at the raw-read limit, so by default the cache leaves native frames
@@ -52,7 +53,10 @@ from typing import Any
 import numpy as np
 
 from .errors import LazyDicomWarning
-from .pixels import FrameRef, read_frame
+from .pixels import FrameTable
+
+#: A frame's file version: ``(path, 0-based frame index, size, mtime in ns)``.
+Identity = tuple[str, int, int, int]
 
 __all__ = ["FrameCache", "CacheWarning", "open_cache", "CACHE_FORMAT"]
 
@@ -148,33 +152,51 @@ class FrameCache:
 
     # -- entries ---------------------------------------------------------------
 
-    @staticmethod
-    def key(ref: FrameRef) -> str:
-        """The entry name of a frame: a hash of its file version and frame number."""
-        ident = f"{ref.path}\0{ref.index}\0{ref.size}\0{ref.mtime}".encode()
-        return hashlib.sha1(ident).hexdigest()
+    @property
+    def token(self) -> str:
+        """What identifies this cache in dask keys."""
+        return f"{self._where()}|{self.native}|{self.compressor}|{self.verify}"
 
-    def _path(self, ref: FrameRef) -> str:
-        k = self.key(ref)
+    @staticmethod
+    def key(identity: Identity) -> str:
+        """The entry name of a frame: a hash of its file version and frame number."""
+        path, index, size, mtime = identity
+        return hashlib.sha1(f"{path}\0{index}\0{size}\0{mtime}".encode()).hexdigest()
+
+    def _path(self, identity: Identity) -> str:
+        k = self.key(identity)
         return f"{k[:2]}/{k}"
 
-    def cacheable(self, ref: FrameRef) -> bool:
-        """Whether this handle caches ``ref`` (native frames only with ``native=True``)."""
-        if ref.size < 0 or ref.mtime < 0:
-            return False  # file version unknown: no safe key
-        return self.native or ref.frame_offset < 0
+    def caches(self, encapsulated: bool) -> bool:
+        """Whether frames of this kind are cached (native ones only with ``native=True``)."""
+        return self.native or encapsulated
 
-    def get(self, ref: FrameRef) -> np.ndarray | None:
-        """The cached stored values of ``ref`` as ``(x, y[, 3])``, or None on a miss."""
+    def get(self, identity: Identity) -> np.ndarray | None:
+        """The cached stored values ``(rows, cols[, 3])`` of a frame, or None on a miss.
+
+        With ``verify`` (the default) the source file is ``stat``-ed first and
+        a changed file is a miss (counted as "bypass").
+        """
+        path, _, size, mtime = identity
+        if size < 0 or mtime < 0:
+            return None  # file version unknown: no safe key
+        if self.verify and not _unchanged(path, size, mtime):
+            self._count("bypass")
+            return None
+        arr = self._lookup(identity)
+        self._count("miss" if arr is None else "hit")
+        return arr
+
+    def _lookup(self, identity: Identity) -> np.ndarray | None:
         store = self.store()
-        base = self._path(ref)
+        base = self._path(identity)
         raw = _get(store, f"{base}/zarr.json")
         if raw is None:
             return None
         try:
             meta = json.loads(raw)
             info = meta["attributes"]["lazydicom"]
-            if info["source"] != _identity(ref) or info["format"] != CACHE_FORMAT:
+            if info["source"] != _identity(identity) or info["format"] != CACHE_FORMAT:
                 return None
             shape = tuple(meta["shape"])
             dtype = np.dtype(meta["data_type"]).newbyteorder("<")
@@ -201,13 +223,28 @@ class FrameCache:
             return None
         if len(data) != int(np.prod(shape)) * dtype.itemsize:
             return None
-        arr = np.frombuffer(data, dtype=dtype).reshape(shape)
-        return arr.swapaxes(0, 1)
+        return np.frombuffer(data, dtype=dtype).reshape(shape)
 
-    def put(self, ref: FrameRef, frame: np.ndarray) -> None:
-        """Write the stored values of ``ref`` (``(x, y[, 3])``), chunk first, metadata last."""
+    def put(self, identity: Identity, frame: np.ndarray) -> None:
+        """Write a frame's stored values ``(rows, cols[, 3])``, chunk first, metadata last.
+
+        A failed write warns with :class:`CacheWarning` once and stops this
+        process writing to that cache; the read itself is not affected.
+        """
+        where = self._where()
+        if where in _WRITE_FAILED:  # after one failed write, stop trying (and warning)
+            return
+        try:
+            self._write(identity, frame)
+        except OSError as exc:
+            _WRITE_FAILED.add(where)
+            warnings.warn(f"Cannot write frame {identity[1] + 1} of {identity[0]!r} to the "
+                          f"cache at {self.location!r}: {exc}; not writing to it again in "
+                          "this process", CacheWarning, stacklevel=3)
+
+    def _write(self, identity: Identity, frame: np.ndarray) -> None:
         store = self.store()
-        data = np.ascontiguousarray(frame.swapaxes(0, 1))
+        data = np.ascontiguousarray(frame)
         data = data.astype(data.dtype.newbyteorder("<"), copy=False)
         if self.compressor == "lz4":
             from numcodecs import blosc
@@ -221,10 +258,10 @@ class FrameCache:
             chunk = data.tobytes()
         meta = copy.deepcopy(_template(data.shape, data.dtype, self.compressor))
         meta["attributes"] = {"lazydicom": {
-            "format": CACHE_FORMAT, "source": _identity(ref),
+            "format": CACHE_FORMAT, "source": _identity(identity),
             "nbytes": len(chunk), "crc32": zlib.crc32(chunk),
         }}
-        base = self._path(ref)
+        base = self._path(identity)
         shard = base.split("/")[0]
         location = self._where()
         if (location, shard) not in _KNOWN_SHARDS:
@@ -233,36 +270,6 @@ class FrameCache:
             _KNOWN_SHARDS.add((location, shard))
         _set(store, f"{base}/c" + "/0" * data.ndim, chunk)
         _set(store, f"{base}/zarr.json", json.dumps(meta).encode())
-
-    def read(self, ref: FrameRef, rescale: bool = True) -> np.ndarray:
-        """Read a frame as :func:`~lazydicom.pixels.read_frame` does, through the cache.
-
-        A hit opens no DICOM file; a miss reads the frame from DICOM and writes
-        it to the cache. A failed write warns with :class:`CacheWarning`, still
-        returns the frame, and stops this process writing to that cache.
-        """
-        if not self.cacheable(ref) or (self.verify and not _unchanged(ref)):
-            self._count("bypass")
-            return read_frame(ref, rescale)
-        arr = self.get(ref)
-        if arr is None:
-            self._count("miss")
-            arr = read_frame(ref, rescale=False)
-            where = self._where()
-            if where not in _WRITE_FAILED:  # after one failed write, stop trying (and warning)
-                try:
-                    self.put(ref, arr)
-                except OSError as exc:
-                    _WRITE_FAILED.add(where)
-                    warnings.warn(f"Cannot write frame {ref.index + 1} of {ref.path!r} to "
-                                  f"the cache at {self.location!r}: {exc}; not writing to it "
-                                  "again in this process", CacheWarning, stacklevel=2)
-        else:
-            self._count("hit")
-        if rescale and (ref.slope != 1 or ref.intercept != 0):
-            # exactly as read_frame rescales (tests compare both bit for bit)
-            arr = (arr * ref.slope + ref.intercept).astype(np.float32)
-        return arr
 
     def _where(self) -> str:
         return self.location if isinstance(self.location, str) else f"store-{id(self.location)}"
@@ -281,13 +288,14 @@ class FrameCache:
         """Names (keys) of the entries in the cache, committed or not."""
         return sorted({k.split("/")[1] for k in _list(self.store()) if k.count("/") >= 2})
 
-    def prune(self, refs) -> int:
-        """Delete entries that are not the current version of one of ``refs``; returns the count.
+    def prune(self, frames: FrameTable) -> int:
+        """Delete entries that are not the current version of one of ``frames``; returns the count.
 
         Entries of files that changed or were removed are never served, only
-        kept; ``cache.prune(frame_refs(db.table(), db.path))`` reclaims them.
+        kept; ``cache.prune(db.series()[0].frames(...).table)`` or a table of
+        every frame reclaims them.
         """
-        keep = {self.key(r) for r in refs}
+        keep = {self.key(frames.identity(i)) for i in range(len(frames))}
         removed = 0
         for key in self.entries():
             if key not in keep:
@@ -328,16 +336,17 @@ def open_cache(spec: Any, default_location: str | os.PathLike) -> FrameCache | N
 # ---------------------------------------------------------------- helpers
 
 
-def _identity(ref: FrameRef) -> list:
-    return [ref.path, ref.index + 1, ref.size, ref.mtime]
+def _identity(identity: Identity) -> list:
+    path, index, size, mtime = identity
+    return [path, index + 1, size, mtime]
 
 
-def _unchanged(ref: FrameRef) -> bool:
+def _unchanged(path: str, size: int, mtime: int) -> bool:
     try:
-        st = os.stat(ref.path)
+        st = os.stat(path)
     except OSError:
         return False
-    return st.st_size == ref.size and st.st_mtime_ns == ref.mtime
+    return st.st_size == size and st.st_mtime_ns == mtime
 
 
 def _template(shape: tuple[int, ...], dtype: np.dtype, compressor: str | None) -> dict:

@@ -19,6 +19,7 @@ __all__ = [
     "OutsideDatabaseError",
     "InvalidArgumentError",
     "InvalidSelectionError",
+    "InvalidChunksError",
     "LazyDicomWarning",
     "SkippedFilesWarning",
     "DamagedIndexWarning",
@@ -83,6 +84,10 @@ class InvalidArgumentError(LazyDicomError, ValueError, TypeError):
 
 class InvalidSelectionError(InvalidArgumentError, IndexError):
     """Indices or keys of a selection (``slice=``, ``arr[...]``) that are not valid indices."""
+
+
+class InvalidChunksError(InvalidArgumentError):
+    """A ``chunks`` argument that is not a valid chunking of the array."""
 
 
 class LazyDicomWarning(UserWarning):

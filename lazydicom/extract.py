@@ -227,14 +227,11 @@ def to_xarray(
     >>> da.dims, da["SliceLocation"].values.tolist()
     (('x', 'y', 'SliceLocation'), [0, 5])
     """
-    from .graph import build_array
-
     xr = _need_xarray()
     table = series.table()
-    # what Series.ndarray does, keeping the grid for the coordinates
-    grid, refs, dtype, frame = series._plan(dims, coords, slice, rescale, fill_value)
-    arr = build_array(grid, refs, dtype, frame, fill_value=fill_value, rescale=rescale,
-                      chunks=_auto_chunks(table, chunks), cache=series.database.cache)
+    frames = series.frames(dims, coords, slice, fill_value=fill_value, rescale=rescale)
+    grid = frames.grid
+    arr = frames.to_dask(_auto_chunks(table, chunks))
     names = [str(d) for d in grid.dims]
     labels: dict[str, Any] = {}
     for dim, values in zip(names, grid.coords, strict=True):

@@ -11,7 +11,9 @@ table, before anything touches pixel data.
 
 from __future__ import annotations
 
+import builtins
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import DuplicateCellError
+from .errors import DuplicateCellError, InvalidSelectionError
 
 __all__ = ["Grid", "build_grid", "axis_key", "sorted_unique"]
 
@@ -129,17 +131,12 @@ def _select_axis(values: list[Any], coords: Any, name: str, by_index: bool) -> l
     """The axis values kept by a coords (by value) or slice (by index) entry."""
     if coords is None:
         return values
+    if by_index:
+        return [values[i] for i in _indices(coords, len(values), name)]
     if isinstance(coords, np.ndarray) and coords.ndim == 0 or isinstance(coords, str | int | float):
         coords = [coords]
     selected: list[Any] = []
     seen: set = set()
-    if by_index:
-        for i in np.asarray(coords).reshape(-1).tolist():
-            i = int(i)
-            if -len(values) <= i < len(values) and values[i] not in seen:
-                seen.add(values[i])
-                selected.append(values[i])
-        return selected
     present = set(values)
     for v in coords:
         key = axis_key(v)
@@ -147,6 +144,30 @@ def _select_axis(values: list[Any], coords: Any, name: str, by_index: bool) -> l
             seen.add(key)
             selected.append(key)
     return selected
+
+
+def _indices(spec: Any, n: int, name: str) -> list[int]:
+    """Positions along an axis of ``n`` values kept by a ``slice=`` entry, in the order given.
+
+    An int, a sequence of ints, or a Python ``slice``; out-of-range indices are
+    left out (as absent coordinate values are); duplicates are kept once.
+    """
+    if isinstance(spec, builtins.slice):
+        return list(range(n))[spec]
+    items = spec.tolist() if isinstance(spec, np.ndarray) else spec
+    if not isinstance(items, list | tuple):
+        items = [items]
+    out: list[int] = []
+    for i in items:
+        if isinstance(i, bool | np.bool_) or not isinstance(i, numbers.Integral):
+            raise InvalidSelectionError(
+                f"slice={{{name!r}: ...}} selects by position along the sorted values; "
+                f"{i!r} is not an integer index (use coords= to select by value)"
+            )
+        i = int(i)
+        if -n <= i < n and i % n not in out:
+            out.append(i % n)
+    return out
 
 
 def build_grid(

@@ -9,9 +9,11 @@ needs no header parse:
     file position of the Pixel Data element's value (-1 when the pixels
     cannot be reached by position, e.g. Deflated transfer syntax);
 ``FrameOffset``, ``FrameLength``
-    position and size of the frame's bytes for native (uncompressed) data
-    that can be read as is (-1 otherwise: encapsulated data are reached from
-    ``PixelDataOffset`` through pydicom's offset-table and fragment logic).
+    for native (uncompressed) data that can be read as is, the position and
+    size of the frame's bytes; for encapsulated data, the span of the frame's
+    fragment items (see :mod:`lazydicom.fragments`); -1 where frames are
+    reached through pydicom (Deflated files, bit-packed data, several
+    fragments per frame without an offset table).
 
 Enhanced multi-frame files give one row per frame with the attributes of the
 Shared and Per-Frame Functional Groups flattened in (per-frame wins over
@@ -32,7 +34,7 @@ import errno
 import os
 import stat
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pydicom
@@ -44,6 +46,7 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ImplicitVRLittleEnd
 
 from . import _fastheader
 from ._fastheader import plain
+from .fragments import FragmentError, frame_spans
 from .schema import KEYWORDS
 from .tags import Attribute, resolve
 
@@ -52,13 +55,16 @@ __all__ = [
     "HeaderError",
     "read_header",
     "add_slice_position",
-    "encapsulated_items",
 ]
 
 _PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # Pixel Data, Float, Double Float
 _DEFER = 16 * 1024  # values larger than this are skipped by position, not read
 _FG_TAGS = (0x52009229, 0x52009230)  # Shared, Per-Frame Functional Groups Sequence
-_ENCAPSULATED_NATIVE = {ImplicitVRLittleEndian, "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+#: Transfer syntaxes whose Pixel Data is native (not encapsulated).
+_NATIVE_SYNTAXES = {
+    ImplicitVRLittleEndian, "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
+    DeflatedExplicitVRLittleEndian,
+}
 
 
 class HeaderError(Exception):
@@ -307,7 +313,7 @@ def _read_header(
                     base = found.base
                     base["TransferSyntaxUID"] = found.transfer_syntax
                     pixel, implicit = _check_pixels(fd, size, base, found.implicit, found.pixel)
-                    return _frames(base, implicit, pixel, size, attrs, None)
+                    return _frames(base, implicit, pixel, size, attrs, None, _reader(fd))
             with open(fd, "rb", closefd=False) as fp:
                 bounded = _BoundedFile(fp, size, os.fspath(path))
                 ds, pixel = _read_dataset(bounded, str(path))
@@ -315,7 +321,7 @@ def _read_header(
                     raise _no_attributes(fd, size)
                 base, implicit, groups = _base(ds, attrs)
                 pixel, implicit = _check_pixels(fd, size, base, implicit, pixel)
-                return _frames(base, implicit, pixel, size, attrs, groups)
+                return _frames(base, implicit, pixel, size, attrs, groups, _reader(fd))
         finally:
             os.close(fd)
     except HeaderError:
@@ -326,6 +332,11 @@ def _read_header(
         raise HeaderError(f"cannot read ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - never let one bad file crash a scan
         raise HeaderError(f"unreadable DICOM header ({type(exc).__name__}: {exc})") from None
+
+
+def _reader(fd: int) -> Callable[[int, int], bytes]:
+    """``read_at(offset, n)`` on an open file descriptor (for the fragment walk)."""
+    return lambda offset, n: os.pread(fd, n, offset)
 
 
 def _no_attributes(fd: int, size: int) -> HeaderError:
@@ -361,8 +372,6 @@ _PIXEL_VRS = {b"OB", b"OW", b"OD", b"OF", b"OL", b"OV", b"UN"}
 _PIXEL_SOP_CLASSES = {"Segmentation Storage", "Parametric Map Storage"}
 #: Deflate cannot shrink data by more than this factor.
 _MAX_INFLATE = 1032
-_ITEM = (0xFFFE, 0xE000)
-_SEQUENCE_END = (0xFFFE, 0xE0DD)
 
 
 def _check_pixels(
@@ -372,9 +381,9 @@ def _check_pixels(
     its encoding as found in the file's bytes.
 
     Raises :class:`HeaderError` for a file that describes an image but has no
-    Pixel Data (cut inside its header), a NumberOfFrames that is not a positive
-    whole number or that the Pixel Data cannot hold, and encapsulated Pixel
-    Data whose items run past the end of the file or lack their delimiter.
+    Pixel Data (cut inside its header), and a NumberOfFrames that is not a
+    positive whole number or that native Pixel Data (or a deflated file)
+    cannot hold. Encapsulated Pixel Data is checked by ``_frames``.
     """
     if not pixel:
         _check_no_pixels(fd, size, base)
@@ -387,18 +396,10 @@ def _check_pixels(
         _check_claim(base, n_frames, _MAX_INFLATE * size, "the deflated file")
         return pixel, implicit
     pixel, implicit = _pixel_element(fd, size, pixel, ts)
-    value_offset = pixel["element_start"] + (8 if implicit else 12)
-    if pixel["length"] == 0xFFFFFFFF:
-        items = encapsulated_items(fd, value_offset, size)
-        fragments = len(items) - 1  # the first item is the Basic Offset Table
-        if fragments < n_frames:
-            raise HeaderError(
-                f"NumberOfFrames is {n_frames} but the encapsulated Pixel Data holds "
-                f"{fragments} fragment(s), and each frame needs at least one"
-            )
-        pixel = dict(pixel, items=items)
-    else:
+    if pixel["length"] != 0xFFFFFFFF:
         _check_claim(base, n_frames, pixel["length"], "the Pixel Data")
+    # encapsulated: _frames walks the fragment items (lazydicom.fragments), which
+    # refuses a missing delimiter, items past the end and more frames than fragments
     return pixel, implicit
 
 
@@ -425,47 +426,6 @@ def _pixel_element(
         (length,) = struct.unpack(order + "I", head[4:8])
         vr = "OB" if pixel.get("vr") == "OB" else "OW"
     return dict(pixel, vr=vr, length=length), not explicit
-
-
-def encapsulated_items(fd: int, offset: int, size: int) -> list[tuple[int, int]]:
-    """The items of an encapsulated Pixel Data value: ``(value position, length)``.
-
-    The first item is the Basic Offset Table, each other one a fragment
-    (a frame has at least one). The walk reads 8 bytes per item and nothing
-    of the fragments.
-
-    Raises
-    ------
-    HeaderError
-        When an item runs past the end of the file, a tag other than an item
-        is found, or the sequence delimiter is missing (a truncated file).
-    """
-    items: list[tuple[int, int]] = []
-    pos = offset
-    while True:
-        head = os.pread(fd, 8, pos) if pos + 8 <= size else b""
-        if len(head) < 8:
-            raise HeaderError(
-                "the encapsulated Pixel Data ends without its sequence delimiter "
-                f"after {max(len(items) - 1, 0)} fragment(s): the file is truncated"
-            )
-        group, element, length = struct.unpack("<HHI", head)
-        if (group, element) == _SEQUENCE_END:
-            if not items:
-                raise HeaderError("the encapsulated Pixel Data has no Basic Offset Table item")
-            return items
-        if (group, element) != _ITEM:
-            raise HeaderError(
-                f"the encapsulated Pixel Data holds ({group:04X},{element:04X}) at byte "
-                f"{pos} where an item was expected (corrupt)"
-            )
-        if length == 0xFFFFFFFF or pos + 8 + length > size:
-            raise HeaderError(
-                f"fragment {len(items)} of the encapsulated Pixel Data runs past the end "
-                "of the file: the file is truncated"
-            )
-        items.append((pos + 8, length))
-        pos += 8 + length
 
 
 def _number_of_frames(base: dict[str, Any]) -> int:
@@ -525,11 +485,13 @@ def _frames(
     size: int,
     attrs: Sequence[Attribute],
     groups: Any,
+    read_at: Callable[[int, int], bytes],
 ) -> list[dict[str, Any]]:
     """One row per frame from a file's attributes and its pixel data element.
 
     ``groups`` returns the (Shared, Per-Frame) Functional Groups sequences, or
     is None when the file has none (the fast path never reads such files).
+    ``read_at(offset, n)`` reads the file, to locate encapsulated frames.
     """
     ts = base["TransferSyntaxUID"]
     if not pixel or pixel["tag"] != 0x7FE00010:
@@ -550,14 +512,30 @@ def _frames(
     n_frames = int(base.get("NumberOfFrames") or 1)
     encapsulated = length == 0xFFFFFFFF
     deflated = ts == DeflatedExplicitVRLittleEndian  # ts is a plain, stripped str
-    frame_bytes = None if encapsulated or deflated else _frame_bytes(base)
-    if value_offset > size:
-        raise HeaderError("Pixel Data starts past the end of the file")
-    if not encapsulated and not deflated and value_offset + length > size:
+    if encapsulated == (ts in _NATIVE_SYNTAXES):
         raise HeaderError(
-            f"Pixel Data length {length} runs past the end of the file "
-            f"({size - value_offset} bytes left); the file is truncated"
+            f"Pixel Data is {'encapsulated' if encapsulated else 'native'} but the transfer "
+            f"syntax {ts!r} says otherwise"
         )
+    spans: list[tuple[int, int]] | None = None
+    if deflated:
+        # positions are in the inflated stream, not the file: frames are read
+        # by pydicom from the whole file (PixelDataOffset -1)
+        frame_bytes = None
+    else:
+        frame_bytes = None if encapsulated else _frame_bytes(base)
+        if value_offset > size:
+            raise HeaderError("Pixel Data starts past the end of the file")
+        if encapsulated:
+            try:
+                spans = frame_spans(read_at, value_offset, size, n_frames)
+            except FragmentError as exc:
+                raise HeaderError(f"encapsulated Pixel Data: {exc}") from None
+        elif value_offset + length > size:
+            raise HeaderError(
+                f"Pixel Data length {length} runs past the end of the file "
+                f"({size - value_offset} bytes left); the file is truncated"
+            )
     if frame_bytes is not None and n_frames * frame_bytes > length:
         raise HeaderError(
             f"Pixel Data holds {length} bytes, {n_frames} frame(s) of "
@@ -584,6 +562,8 @@ def _frames(
         if frame_bytes is not None:
             row["FrameOffset"] = value_offset + i * frame_bytes
             row["FrameLength"] = frame_bytes
+        elif spans is not None:
+            row["FrameOffset"], row["FrameLength"] = spans[i]
         else:
             row["FrameOffset"] = row["FrameLength"] = -1
         add_slice_position(row)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import re
 import sys
@@ -59,7 +58,7 @@ from .workers import process_pool
 __all__ = ["Index", "FORMAT_VERSION", "read_files", "default_location"]
 
 #: Bumped whenever the files or their columns change; other versions are rebuilt.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _POINTER = "index.json"
 _LOCK = "index.lock"
 _DATA = ("index", "skipped")  # the data files of a generation: <kind>-<generation>.arrow
@@ -99,12 +98,6 @@ def _read_into_rows(root, files, attrs, rows, skipped) -> None:
         for row in frames:
             row["path"], row["size"], row["mtime"] = rel, size, mtime
             rows.append(row)
-
-
-def _pool_context():
-    # graph.numpy(scheduler="processes") still starts its own pool with this;
-    # new code uses lazydicom.workers.process_pool (workers die with the parent)
-    return multiprocessing.get_context()
 
 
 def _progress(total: int, enabled: bool | None, desc: str):

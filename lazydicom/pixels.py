@@ -1,58 +1,67 @@
-"""Read one frame's pixels, knowing from the index where its bytes are.
+"""Read frames into their slots of an array, knowing from the index where their bytes are.
 
-A :class:`FrameRef` is everything needed to read a frame without parsing
-its header again: a small frozen record that pickles in microseconds, so
-dask can ship it to threads, processes or cluster workers.
+A :class:`FrameTable` is the columnar description of a set of frames (numpy
+arrays, one entry per frame, plus a few unique files and pixel formats): it
+pickles quickly, so dask can ship it to threads, processes or cluster workers,
+and it costs a few dozen bytes per frame instead of a Python object each.
 
-Native (uncompressed) frames are one positioned read of the recorded bytes
-and a ``numpy.frombuffer`` view: this is the hot path, measured at the
-raw-read limit. Everything else (encapsulated transfer syntaxes, bit-packed
-or sub-sampled native data, 8-bit big endian) goes to pydicom's decoders,
-positioned at the Pixel Data value so that pydicom's offset-table and
-fragment logic reads only the frame asked for. Deflated files, whose bytes
-cannot be addressed, are read whole by pydicom.
+:func:`read_frames` fills slots of a Fortran-ordered array ``(x, y, n[, 3])``:
+slot ``k`` is ``out[:, :, k]``, whose memory is exactly a DICOM frame's
+``(rows, columns)`` in C order, so a frame lands as one contiguous write.
+Frames are grouped by file: each file is opened once per call, checked
+against the size and modification time the index saw (a file changed since
+it was indexed is an error, never a read at stale offsets), and its frames
+are read in file order.
+
+- Native (uncompressed) frames are one positioned read of the recorded bytes,
+  straight into the slot when no conversion applies (the raw-read limit).
+- Encapsulated frames with a recorded span are one positioned read of their
+  fragment items, decoded by :func:`lazydicom.decoders.decode_frame`.
+- Everything else (Deflated files, bit-packed data, fragments that only a
+  codec can split) goes to pydicom's decoders.
+
+Rescale (RescaleSlope/Intercept) is applied on the way into the slot: in
+float32 when float32 arithmetic is exact (integer slope and intercept and
+values below 2**24, e.g. CT's -1024), else in float64 rounded once to float32
+(Philips maps whose intercept nearly cancels stored * slope keep every digit).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
+from .decoders import decode_frame
 from .errors import FrameReadError, InconsistentFramesError, MissingDecoderError
+from .fragments import FragmentError, codestream
 
-__all__ = ["FrameRef", "read_frame", "stored_dtype", "frame_shape"]
+__all__ = ["PixelFormat", "FrameTable", "FrameCacheLike", "read_frames", "NATIVE_SYNTAXES"]
 
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
-_COLOUR = (
-    "RGB",
-    "YBR_FULL",
-    "YBR_FULL_422",
-    "YBR_ICT",
-    "YBR_RCT",
-    "YBR_PARTIAL_420",
-    "PALETTE COLOR",
+_DEFLATED = "1.2.840.10008.1.2.1.99"
+#: Transfer syntaxes whose Pixel Data is native (not encapsulated).
+NATIVE_SYNTAXES = frozenset(
+    {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", _BIG_ENDIAN, _DEFLATED}
 )
+_COLOUR = frozenset(
+    {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420",
+     "PALETTE COLOR"}
+)
+_FLOAT32_EXACT = 2**24  # integers below this are exact in float32
 
 
 @dataclass(frozen=True, slots=True)
-class FrameRef:
-    """Where one frame lives and how its bytes are laid out.
+class PixelFormat:
+    """How the pixels of a file's frames are encoded (shared by many frames).
 
-    ``frame_offset``/``frame_length`` address the bytes of a native frame
-    (-1 when the frame must be decoded from ``pixel_offset``, the start of
-    the Pixel Data value; -1 there means the file must be read whole).
-    ``size`` and ``mtime`` identify the file version the index saw.
+    ``palette_bits`` is the bit depth of a PALETTE COLOR lookup table (0 otherwise).
     """
 
-    path: str
-    index: int  # 0-based frame index within the file
-    number_of_frames: int
-    pixel_offset: int
-    frame_offset: int
-    frame_length: int
     transfer_syntax: str
     rows: int
     columns: int
@@ -62,171 +71,429 @@ class FrameRef:
     pixel_representation: int
     photometric: str
     planar_configuration: int
-    slope: float
-    intercept: float
-    size: int
-    mtime: int
+    number_of_frames: int
+    palette_bits: int = 0
 
     @property
     def colour(self) -> bool:
+        """True for frames returned as RGB (a trailing axis of 3)."""
         return self.samples_per_pixel == 3 or self.photometric == "PALETTE COLOR"
 
+    @property
+    def encapsulated(self) -> bool:
+        return self.transfer_syntax not in NATIVE_SYNTAXES
 
-def stored_dtype(
-    bits_allocated: int,
-    pixel_representation: int,
-    photometric: str = "",
-    palette_bits: int | None = None,
-) -> np.dtype:
-    """The numpy dtype pydicom returns for frames with this pixel description."""
-    if photometric == "PALETTE COLOR":
-        return np.dtype(np.uint8 if palette_bits == 8 else np.uint16)
-    if bits_allocated == 1:
-        return np.dtype(np.uint8)
-    if bits_allocated not in (8, 16, 32, 64):
-        raise InconsistentFramesError(f"BitsAllocated {bits_allocated} is not supported")
-    kind = "i" if pixel_representation == 1 else "u"
-    return np.dtype(f"{kind}{bits_allocated // 8}")
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        """Shape of a frame as lazydicom returns it: ``(x, y)`` or ``(x, y, 3)``."""
+        return (self.columns, self.rows, 3) if self.colour else (self.columns, self.rows)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The numpy dtype pydicom returns for these frames (before rescale)."""
+        if self.photometric == "PALETTE COLOR":
+            return np.dtype(np.uint8 if self.palette_bits == 8 else np.uint16)
+        if self.bits_allocated == 1:
+            return np.dtype(np.uint8)
+        if self.bits_allocated not in (8, 16, 32, 64):
+            raise InconsistentFramesError(f"BitsAllocated {self.bits_allocated} is not supported")
+        kind = "i" if self.pixel_representation == 1 else "u"
+        return np.dtype(f"{kind}{self.bits_allocated // 8}")
+
+    @property
+    def readable_natively(self) -> bool:
+        """Frames are plain bytes at a known offset (no decoder, no unpacking)."""
+        return (
+            not self.encapsulated
+            and self.transfer_syntax != _DEFLATED
+            and self.bits_allocated in (8, 16, 32, 64)
+            and not (self.transfer_syntax == _BIG_ENDIAN and self.bits_allocated == 8)
+            and self.photometric in ("MONOCHROME1", "MONOCHROME2", "RGB", "PALETTE COLOR")
+        )
+
+    def decode_options(self) -> dict[str, Any]:
+        """Keyword arguments describing the frames to a decoder."""
+        return dict(
+            rows=self.rows,
+            columns=self.columns,
+            samples_per_pixel=self.samples_per_pixel,
+            bits_allocated=self.bits_allocated,
+            bits_stored=self.bits_stored,
+            pixel_representation=self.pixel_representation,
+            photometric_interpretation=self.photometric,
+            planar_configuration=self.planar_configuration,
+        )
 
 
-def frame_shape(ref: FrameRef) -> tuple[int, ...]:
-    """Shape of the frame as lazydicom returns it: ``(x, y)`` or ``(x, y, 3)``."""
-    return (ref.columns, ref.rows, 3) if ref.colour else (ref.columns, ref.rows)
+@dataclass(frozen=True, eq=False)
+class FrameTable:
+    """Columnar references to frames: where each one is and how it is encoded.
+
+    Per file: ``paths`` (absolute), ``sizes`` and ``mtimes`` (ns) as indexed.
+    Per frame: ``file`` (into ``paths``), ``index`` (0-based frame number in
+    the file), ``offset``/``length`` (native bytes or fragment span; -1 when
+    pydicom must find them), ``pixel_offset`` (start of the Pixel Data value,
+    -1 when the file must be read whole), ``format`` (into ``formats``),
+    ``slope`` and ``intercept``.
+    """
+
+    paths: tuple[str, ...]
+    sizes: np.ndarray
+    mtimes: np.ndarray
+    formats: tuple[PixelFormat, ...]
+    file: np.ndarray
+    index: np.ndarray
+    offset: np.ndarray
+    length: np.ndarray
+    pixel_offset: np.ndarray
+    format: np.ndarray
+    slope: np.ndarray
+    intercept: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.file)
+
+    def take(self, frames: np.ndarray) -> FrameTable:
+        """The table of ``frames`` only (files and formats kept as they are)."""
+        return FrameTable(
+            self.paths, self.sizes, self.mtimes, self.formats,
+            *(getattr(self, name)[frames] for name in _PER_FRAME),
+        )
+
+    def rescaled(self, frames: np.ndarray | None = None) -> bool:
+        """Whether any of ``frames`` (all by default) has a slope or intercept other than 1/0."""
+        slope = self.slope if frames is None else self.slope[frames]
+        intercept = self.intercept if frames is None else self.intercept[frames]
+        return bool(np.any(slope != 1) or np.any(intercept != 0))
+
+    def identity(self, frame: int) -> tuple[str, int, int, int]:
+        """``(path, 0-based frame index, size, mtime)``: the version of a frame's file."""
+        f = int(self.file[frame])
+        return (self.paths[f], int(self.index[frame]), int(self.sizes[f]), int(self.mtimes[f]))
 
 
-def _fast_native(ref: FrameRef) -> bool:
-    return (
-        ref.frame_offset >= 0
-        and ref.bits_allocated in (8, 16, 32, 64)
-        and not (ref.transfer_syntax == _BIG_ENDIAN and ref.bits_allocated == 8)
-        and ref.photometric in ("MONOCHROME1", "MONOCHROME2", "RGB", "PALETTE COLOR")
-    )
+_PER_FRAME = ("file", "index", "offset", "length", "pixel_offset", "format", "slope", "intercept")
 
 
-def _read_native(ref: FrameRef) -> np.ndarray:
-    """One positioned read of the frame's bytes, viewed as (rows, cols[, samples])."""
-    fd = os.open(ref.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+class FrameCacheLike(Protocol):
+    """What :func:`read_frames` needs of a frame cache (see :mod:`lazydicom.cache`)."""
+
+    def caches(self, encapsulated: bool) -> bool: ...
+
+    def get(self, identity: tuple[str, int, int, int]) -> np.ndarray | None: ...
+
+    def put(self, identity: tuple[str, int, int, int], frame: np.ndarray) -> None: ...
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_frames(
+    table: FrameTable,
+    frames: Sequence[int] | np.ndarray,
+    out: np.ndarray,
+    *,
+    fill_value: Any = 0,
+    rescale: bool = True,
+    cache: FrameCacheLike | None = None,
+) -> None:
+    """Read ``frames`` of ``table`` into the slots of ``out``; -1 fills a slot.
+
+    Parameters
+    ----------
+    table : FrameTable
+    frames : sequence of int
+        Frame number in ``table`` for each slot, -1 for an empty cell.
+    out : numpy.ndarray
+        ``(x, y, n)`` or ``(x, y, n, 3)``, Fortran-ordered or at least with
+        every slot ``out[:, :, k]`` Fortran-contiguous.
+    fill_value : scalar
+        Value of the empty slots.
+    rescale : bool
+        Apply RescaleSlope/Intercept (``out`` must then be a float dtype when
+        any frame has a slope or intercept other than 1/0).
+    cache : optional
+        A frame cache: hits open no DICOM file, misses are written to it.
+
+    Raises
+    ------
+    FrameReadError
+        A file is missing, changed since it was indexed, or shorter than indexed,
+        or a frame cannot be decoded (an ``OSError``).
+    MissingDecoderError
+        No installed plugin decodes the transfer syntax (an ``ImportError``).
+    """
+    frames = np.asarray(frames, dtype=np.int64).reshape(-1)
+    if len(frames) != out.shape[2]:
+        raise ValueError(f"{len(frames)} frames for {out.shape[2]} slots")
+    empty = np.flatnonzero(frames < 0)
+    for k in empty.tolist():
+        out[:, :, k] = fill_value
+    slots = np.flatnonzero(frames >= 0)
+    if not slots.size:
+        return
+    # file order: one open per file, frames in the order they sit in it
+    order = np.lexsort((table.offset[frames[slots]], table.index[frames[slots]],
+                        table.file[frames[slots]]))
+    slots = slots[order]
+    files = table.file[frames[slots]]
+    bounds = np.flatnonzero(np.diff(files)) + 1
+    scratch = _Scratch()
+    for group in np.split(slots, bounds):
+        _read_file(table, frames[group], out, group, rescale, cache, scratch)
+
+
+class _Scratch:
+    """A reusable byte buffer: fresh large allocations cost a page fault per 4 KiB."""
+
+    __slots__ = ("buf",)
+
+    def __init__(self) -> None:
+        self.buf = np.empty(0, dtype=np.uint8)
+
+    def get(self, n: int) -> np.ndarray:
+        if self.buf.size < n:
+            self.buf = np.empty(n, dtype=np.uint8)
+        return self.buf[:n]
+
+
+def _read_file(
+    table: FrameTable,
+    frames: np.ndarray,
+    out: np.ndarray,
+    slots: np.ndarray,
+    rescale: bool,
+    cache: FrameCacheLike | None,
+    scratch: _Scratch,
+) -> None:
+    """Read frames that all live in one file."""
+    f = int(table.file[frames[0]])
+    path = table.paths[f]
+    todo: list[tuple[int, int]] = []
+    for frame, slot in zip(frames.tolist(), slots.tolist()):
+        fmt = table.formats[table.format[frame]]
+        if cache is not None and cache.caches(fmt.encapsulated):
+            stored = cache.get(table.identity(frame))
+            if stored is not None:
+                _store(stored, out[:, :, slot], table, frame, fmt, rescale)
+                continue
+        todo.append((frame, slot))
+    if not todo:
+        return
     try:
-        data = os.pread(fd, ref.frame_length, ref.frame_offset)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise FrameReadError(
+            f"{path!r} was removed after it was indexed; refresh the database "
+            "(db.refresh() or lazydicom index FOLDER)"
+        ) from None
+    except OSError as exc:
+        raise FrameReadError(f"Cannot open {path!r}: {exc.strerror or exc}") from exc
+    try:
+        _check_version(fd, path, int(table.sizes[f]), int(table.mtimes[f]))
+        for frame, slot in todo:
+            fmt = table.formats[table.format[frame]]
+            try:
+                stored = _read_one(fd, path, table, frame, fmt, out[:, :, slot], rescale, scratch)
+            except (FrameReadError, MissingDecoderError):
+                raise
+            except OSError as exc:
+                raise FrameReadError(
+                    f"Cannot read frame {int(table.index[frame]) + 1} of {path!r}: {exc}"
+                ) from exc
+            except Exception as exc:  # noqa: BLE001 - decoders raise many types; name the file
+                raise FrameReadError(
+                    f"Cannot decode frame {int(table.index[frame]) + 1} of {path!r} "
+                    f"({type(exc).__name__}: {exc})"
+                ) from exc
+            if cache is not None and cache.caches(fmt.encapsulated):
+                cache.put(table.identity(frame), stored)
     finally:
         os.close(fd)
-    if len(data) != ref.frame_length:
+
+
+def _check_version(fd: int, path: str, size: int, mtime: int) -> None:
+    """The file must be the version the index saw: same size and modification time."""
+    if size < 0 or mtime < 0:
+        return
+    st = os.fstat(fd)
+    if st.st_size != size or st.st_mtime_ns != mtime:
+        what = "size" if st.st_size != size else "modification time"
         raise FrameReadError(
-            f"{ref.path!r} is shorter than indexed: frame {ref.index + 1} needs "
-            f"{ref.frame_length} bytes at offset {ref.frame_offset}; re-open the database"
+            f"{path!r} changed since it was indexed ({what} differs: "
+            f"{st.st_size} bytes now, {size} indexed); refresh the database "
+            "(db.refresh() or lazydicom index FOLDER) and build the array again"
         )
-    dtype = stored_dtype(ref.bits_allocated, ref.pixel_representation)
-    if ref.transfer_syntax == _BIG_ENDIAN:
-        dtype = dtype.newbyteorder(">")
-    arr = np.frombuffer(data, dtype=dtype)
-    if ref.transfer_syntax == _BIG_ENDIAN:
-        arr = arr.astype(dtype.newbyteorder("="))
-    spp = ref.samples_per_pixel
-    if spp == 1:
-        arr = arr.reshape(ref.rows, ref.columns)
-    elif ref.planar_configuration == 1:
-        arr = arr.reshape(spp, ref.rows, ref.columns).transpose(1, 2, 0)
+
+
+def _pread(fd: int, path: str, n: int, offset: int, buf: np.ndarray | None = None) -> Any:
+    """Exactly ``n`` bytes at ``offset``, into ``buf`` when given; an error if the file is short."""
+    data: Any
+    if buf is None:
+        data = os.pread(fd, n, offset)
+        got = len(data)
     else:
-        arr = arr.reshape(ref.rows, ref.columns, spp)
-    if ref.pixel_representation == 1 and ref.bits_stored < ref.bits_allocated:
-        # sign-extend from BitsStored, as pydicom does
-        shift = ref.bits_allocated - ref.bits_stored
-        arr = (arr << shift) >> shift
+        data = buf
+        got = os.preadv(fd, [memoryview(buf).cast("B")], offset)  # type: ignore[arg-type]
+    if got != n:
+        raise FrameReadError(
+            f"{path!r} is shorter than indexed: {n} bytes expected at offset {offset}, "
+            f"{got} found; refresh the database"
+        )
+    return data
+
+
+def _read_one(
+    fd: int,
+    path: str,
+    table: FrameTable,
+    frame: int,
+    fmt: PixelFormat,
+    slot: np.ndarray,
+    rescale: bool,
+    scratch: _Scratch,
+) -> np.ndarray:
+    """Read one frame into ``slot`` (``(x, y[, 3])``); return its stored values for a cache."""
+    offset, length = int(table.offset[frame]), int(table.length[frame])
+    if fmt.readable_natively and offset >= 0:
+        dtype = fmt.dtype if fmt.photometric != "PALETTE COLOR" else _index_dtype(fmt)
+        direct = (
+            not fmt.colour
+            and slot.dtype == dtype
+            and fmt.transfer_syntax != _BIG_ENDIAN
+            and not (rescale and _has_rescale(table, frame))
+            and slot.T.flags.c_contiguous
+        )
+        if direct:
+            # the slot's memory is the frame's (rows, cols): read the bytes into place
+            _pread(fd, path, length, offset, slot.T)
+            _sign_extend(slot, fmt)
+            return slot.T  # the stored values, for a cache that keeps native frames
+        raw = _pread(fd, path, length, offset, scratch.get(length))
+        stored = _native_view(raw, fmt)
+    elif fmt.encapsulated and offset >= 0:
+        span = _pread(fd, path, length, offset)
+        try:
+            data = codestream(span)
+        except FragmentError as exc:
+            raise FrameReadError(f"{path!r} changed or is damaged: {exc}") from None
+        stored = decode_frame(data, fmt.transfer_syntax, **fmt.decode_options())
+    else:
+        stored = _read_with_pydicom(fd, path, table, frame, fmt)
+    if fmt.photometric == "PALETTE COLOR":
+        stored = _apply_palette(stored, path, int(table.mtimes[table.file[frame]]))
+    _store(stored, slot, table, frame, fmt, rescale)
+    return stored
+
+
+def _index_dtype(fmt: PixelFormat) -> np.dtype:
+    kind = "i" if fmt.pixel_representation == 1 else "u"
+    return np.dtype(f"{kind}{fmt.bits_allocated // 8}")
+
+
+def _native_view(raw: Any, fmt: PixelFormat) -> np.ndarray:
+    """Stored values of a native frame as ``(rows, cols[, samples])``, sign-extended."""
+    dtype = _index_dtype(fmt)
+    if fmt.transfer_syntax == _BIG_ENDIAN:
+        arr = np.frombuffer(raw, dtype=dtype.newbyteorder(">")).astype(dtype)
+    else:
+        arr = np.frombuffer(raw, dtype=dtype)
+    spp = fmt.samples_per_pixel
+    if spp == 1:
+        arr = arr.reshape(fmt.rows, fmt.columns)
+    elif fmt.planar_configuration == 1:
+        arr = arr.reshape(spp, fmt.rows, fmt.columns).transpose(1, 2, 0)
+    else:
+        arr = arr.reshape(fmt.rows, fmt.columns, spp)
+    if fmt.pixel_representation == 1 and fmt.bits_stored < fmt.bits_allocated:
+        shift = fmt.bits_allocated - fmt.bits_stored
+        arr = (arr << shift) >> shift  # sign-extend from BitsStored, as pydicom does
     return arr
 
 
-def _decoder_options(ref: FrameRef) -> dict:
-    return dict(
-        rows=ref.rows,
-        columns=ref.columns,
-        samples_per_pixel=ref.samples_per_pixel,
-        bits_allocated=ref.bits_allocated,
-        bits_stored=ref.bits_stored,
-        pixel_representation=ref.pixel_representation,
-        photometric_interpretation=ref.photometric,
-        number_of_frames=ref.number_of_frames,
-        planar_configuration=ref.planar_configuration,
-        pixel_keyword="PixelData",
-    )
+def _sign_extend(slot: np.ndarray, fmt: PixelFormat) -> None:
+    if fmt.pixel_representation == 1 and 0 < fmt.bits_stored < fmt.bits_allocated:
+        shift = fmt.bits_allocated - fmt.bits_stored
+        np.left_shift(slot, shift, out=slot)
+        np.right_shift(slot, shift, out=slot)
 
 
-def _read_decoded(ref: FrameRef) -> np.ndarray:
-    """Decode one frame with pydicom's decoders (no hand-written codecs)."""
+def _has_rescale(table: FrameTable, frame: int) -> bool:
+    return bool(table.slope[frame] != 1 or table.intercept[frame] != 0)
+
+
+def _store(
+    stored: np.ndarray, slot: np.ndarray, table: FrameTable, frame: int, fmt: PixelFormat,
+    rescale: bool,
+) -> None:
+    """Write stored values ``(rows, cols[, s])`` into ``slot`` ``(x, y[, s])``, rescaled."""
+    source = stored.swapaxes(0, 1)
+    if not (rescale and _has_rescale(table, frame)):
+        np.copyto(slot, source, casting="unsafe")
+        return
+    slope, intercept = float(table.slope[frame]), float(table.intercept[frame])
+    if slot.dtype == np.float32 and _exact_in_float32(stored.dtype, fmt, slope, intercept):
+        np.multiply(source, np.float32(slope), out=slot, casting="unsafe")
+        if intercept:
+            np.add(slot, np.float32(intercept), out=slot)
+        return
+    # in float64, then rounded once: float32 arithmetic loses digits when a
+    # large intercept nearly cancels stored * slope (Philips B0 maps)
+    values = np.multiply(source, slope, dtype=np.float64)
+    values += intercept
+    np.copyto(slot, values, casting="unsafe")
+
+
+def _exact_in_float32(dtype: np.dtype, fmt: PixelFormat, slope: float, intercept: float) -> bool:
+    """True when stored * slope + intercept is exact in float32 for every stored value."""
+    if dtype.kind not in "iu" or not (slope.is_integer() and intercept.is_integer()):
+        return False
+    bits = fmt.bits_stored if 0 < fmt.bits_stored <= dtype.itemsize * 8 else dtype.itemsize * 8
+    largest = 2 ** bits  # |stored| < 2**bits whether signed or not
+    return largest * abs(slope) + abs(intercept) < _FLOAT32_EXACT
+
+
+def _read_with_pydicom(fd: int, path: str, table: FrameTable, frame: int, fmt: PixelFormat
+                       ) -> np.ndarray:
+    """A frame pydicom must find: positioned at the Pixel Data value, or the whole file."""
     import pydicom
     from pydicom.pixels import get_decoder
 
-    if ref.pixel_offset < 0:  # e.g. Deflated: pydicom reads the file whole
-        return pydicom.pixels.pixel_array(ref.path, index=ref.index)
+    index = int(table.index[frame])
+    pixel_offset = int(table.pixel_offset[frame])
+    if pixel_offset < 0:  # e.g. Deflated: pydicom reads the file whole
+        with open(fd, "rb", closefd=False) as f:
+            f.seek(0)
+            return pydicom.pixels.pixel_array(f, index=index)
     try:
-        decoder = get_decoder(ref.transfer_syntax)
+        decoder = get_decoder(fmt.transfer_syntax)
     except NotImplementedError:
         raise MissingDecoderError(
-            f"pydicom has no decoder for transfer syntax {ref.transfer_syntax!r} "
-            f"(file {ref.path!r})"
+            f"pydicom has no decoder for transfer syntax {fmt.transfer_syntax!r} "
+            f"(file {path!r})"
         ) from None
     if not decoder.is_available:
         missing = "; ".join(str(m) for m in decoder.missing_dependencies)
         raise MissingDecoderError(
-            f"Cannot decode {ref.path!r}: no plugin for {decoder.UID.name} is installed "
+            f"Cannot decode {path!r}: no plugin for {decoder.UID.name} is installed "
             f"({missing}). Install lazydicom's codecs extra: pip install 'lazydicom[codecs]'"
         )
-    with open(ref.path, "rb") as f:
-        f.seek(ref.pixel_offset)
-        arr, _ = decoder.as_array(f, index=ref.index, **_decoder_options(ref))
+    with open(fd, "rb", closefd=False) as f:
+        f.seek(pixel_offset)
+        options: dict[str, Any] = dict(fmt.decode_options(), pixel_keyword="PixelData",
+                                       number_of_frames=fmt.number_of_frames)
+        arr, _ = decoder.as_array(f, index=index, **options)
     return arr
 
 
 @functools.lru_cache(maxsize=64)
-def _palette(path: str, mtime: int):
+def _palette_dataset(path: str, mtime: int) -> Any:
     import pydicom
 
     return pydicom.dcmread(path, stop_before_pixels=True)
 
 
-def read_frame(ref: FrameRef, rescale: bool = True) -> np.ndarray:
-    """Read one frame as ``(x, y)`` (or ``(x, y, 3)`` for colour).
+def _apply_palette(stored: np.ndarray, path: str, mtime: int) -> np.ndarray:
+    from pydicom.pixels import apply_color_lut
 
-    Parameters
-    ----------
-    ref : FrameRef
-        The frame.
-    rescale : bool
-        Apply RescaleSlope/Intercept (as float32) when they are not 1/0.
-
-    Returns
-    -------
-    numpy.ndarray
-        A transposed view of the frame as stored (or decoded): ``arr[x, y]``
-        is the pixel in column x, row y, so ``arr.T`` equals pydicom's
-        ``pixel_array`` for the frame.
-
-    Raises
-    ------
-    MissingDecoderError
-        No plugin to decode the frame's transfer syntax (an ImportError).
-    FrameReadError
-        The file is missing, unreadable or shorter than indexed.
-    """
-    try:
-        arr = _read_native(ref) if _fast_native(ref) else _read_decoded(ref)
-    except (MissingDecoderError, FrameReadError):
-        raise
-    except FileNotFoundError:
-        raise FrameReadError(
-            f"{ref.path!r} was removed after it was indexed; refresh the database"
-        ) from None
-    except OSError as exc:
-        raise FrameReadError(f"Cannot read frame {ref.index + 1} of {ref.path!r}: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - decoders raise many types; name the file
-        raise FrameReadError(
-            f"Cannot decode frame {ref.index + 1} of {ref.path!r} ({type(exc).__name__}: {exc})"
-        ) from exc
-    if ref.photometric == "PALETTE COLOR":
-        from pydicom.pixels import apply_color_lut
-
-        arr = apply_color_lut(arr, _palette(ref.path, ref.mtime))
-    if rescale and (ref.slope != 1 or ref.intercept != 0):
-        # in float64, then rounded once: float32 arithmetic loses digits when a
-        # large intercept nearly cancels stored * slope (Philips B0 maps)
-        arr = (arr * ref.slope + ref.intercept).astype(np.float32)
-    return arr.swapaxes(0, 1)
+    return apply_color_lut(stored, _palette_dataset(path, mtime))

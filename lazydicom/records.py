@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .grid import axis_key, build_grid, sorted_unique
+from .array import DicomFrames, select
+from .errors import InvalidArgumentError
+from .grid import axis_key, sorted_unique
 from .index import Index
 from .tags import resolve
 
@@ -132,36 +134,39 @@ class Series(_Record):
         table = self.table()
         return {d: _coord_array(sorted_unique(table[c].tolist())) for d, c in zip(dims, columns)}
 
-    def _plan(self, dims, coords, slice, rescale, fill_value=0):
-        """Grid, frame refs (indexed by grid cells), dtype and frame shape of a selection."""
+    def frames(
+        self,
+        dims: Sequence[str | int] | str | int = ("InstanceNumber",),
+        coords: Mapping[Any, Any] | None = None,
+        slice: Mapping[Any, Any] | None = None,
+        *,
+        fill_value: Any = 0,
+        rescale: bool = True,
+    ) -> DicomFrames:
+        """The selection as a :class:`~lazydicom.array.DicomFrames`, the array-like
+        that :meth:`ndarray`, :meth:`numpy` and :meth:`xarray` read through.
+
+        Same arguments as :meth:`ndarray`. Reads no pixel file; ``frames[key]``
+        reads only the frames of the cells ``key`` selects.
+        """
         if coords is not None and slice is not None:
-            raise ValueError("Give coords (by value) or slice (by index), not both")
+            raise InvalidArgumentError("Give coords (by value) or slice (by index), not both")
+        for name, given in (("coords", coords), ("slice", slice)):
+            if given is not None and not isinstance(given, Mapping):
+                raise InvalidArgumentError(
+                    f"{name} must be a dict {{dim: values}}, not {type(given).__name__}")
         if coords is not None:
             dims = tuple(coords)
         elif slice is not None:
             dims = tuple(slice)
         dims = _as_dims(dims)
         columns = self._ensure(dims)
+        _check_distinct(dims, columns)
         by_column = lambda m: None if m is None else {  # noqa: E731
             resolve(k).column: v for k, v in m.items()}
-        table = self.table()
-        grid = build_grid(table, columns, by_column(coords), by_column(slice))
-        from .graph import check_frames, frame_refs, result_dtype
-
-        used = np.unique(grid.cells[grid.cells >= 0])
-        refs = frame_refs(table.iloc[used], self.database.path)
-        cells = np.where(grid.cells >= 0, np.searchsorted(used, grid.cells), -1)
-        grid = type(grid)(grid.dims, grid.coords, cells)
-        if refs:
-            frame = check_frames(refs)
-        else:  # nothing selected: take the frame size of the series for the shape
-            all_refs = frame_refs(table.iloc[:1], self.database.path)
-            frame = check_frames(all_refs) if all_refs else (0, 0)
-        dtype = result_dtype(refs or frame_refs(table.iloc[:1], self.database.path),
-                             table, rescale)
-        if _needs_float(fill_value, dtype):
-            dtype = np.promote_types(dtype, np.float32)  # as xarray does for a NaN fill
-        return grid, refs, dtype, frame
+        return select(self.table(), columns, by_column(coords), by_column(slice),
+                      root=self.database.path, rescale=rescale, fill_value=fill_value,
+                      cache=self.database.cache)
 
     def ndarray(
         self,
@@ -186,18 +191,23 @@ class Series(_Record):
             the order given. If coords is provided, ``dims`` is ignored.
         slice : dict, optional
             ``{dim: indices}``: as coords, but by index into the sorted
-            coordinate values. If slice is provided, ``dims`` is ignored.
+            coordinate values (an int, a list of ints or a Python ``slice``).
+            If slice is provided, ``dims`` is ignored.
         fill_value : scalar, optional
             Value of cells that hold no frame (they are not read). Default 0.
-            A value integer data cannot hold (``np.nan``) makes the array float.
+            A value the frames' dtype cannot hold (``np.nan``, -1 for unsigned
+            data) makes the dtype one that holds both.
         rescale : bool, optional
             Apply RescaleSlope/RescaleIntercept. The dtype is float32 when a
             selected frame has a slope or intercept other than 1/0, else the
             stored dtype. ``False`` returns stored values.
-        chunks : int, dict or tuple, optional
-            Frames per dask task along the dims. Default one frame per chunk,
-            so any selection reads only the frames it needs; an int such as 64
-            groups frames for faster full reads.
+        chunks : str, int, dict or tuple, optional
+            Default (``None`` or ``"auto"``): about 32 MiB of frames per chunk
+            (a size such as ``"128MiB"`` sets another), frames taken from the
+            first dim on. An int: that many cells along every dim; ``-1``: the
+            whole axis; a tuple: one entry per dim; a dict ``{dim: size}``.
+            Selections read only their frames whatever the chunks: dask passes
+            slices of a chunk to the read task.
 
         Returns
         -------
@@ -205,7 +215,7 @@ class Series(_Record):
             Shape ``(x, y, *dims)``, plus a trailing axis of 3 for colour data
             (returned as RGB). ``arr[:, :, k]`` is pydicom's ``pixel_array``
             of the frame in cell ``k``, transposed. Size 0 when nothing is
-            selected.
+            selected. ``arr.compute()`` is Fortran-ordered, as :meth:`numpy`.
 
         Raises
         ------
@@ -213,16 +223,16 @@ class Series(_Record):
             Two frames fall into one cell (a ValueError naming both files).
         InconsistentFramesError
             The selected frames differ in size.
+        InvalidArgumentError, InvalidSelectionError, InvalidChunksError
+            Arguments lazydicom cannot use (ValueError/TypeError/IndexError subclasses).
 
         See Also
         --------
-        numpy : the same selection, computed into one numpy array quickly.
+        numpy : the same selection, read at once into one numpy array.
+        frames : the array-like this array reads through.
         """
-        from .graph import build_array
-
-        grid, refs, dtype, frame = self._plan(dims, coords, slice, rescale, fill_value)
-        return build_array(grid, refs, dtype, frame, fill_value=fill_value, rescale=rescale,
-                           chunks=chunks, cache=self.database.cache)
+        return self.frames(dims, coords, slice, fill_value=fill_value,
+                           rescale=rescale).to_dask(chunks)
 
     def numpy(
         self,
@@ -232,33 +242,27 @@ class Series(_Record):
         *,
         fill_value: Any = 0,
         rescale: bool = True,
-        frames_per_task: int = 64,
+        frames_per_task: int | None = None,
         scheduler: str = "threads",
         num_workers: int | None = None,
     ) -> np.ndarray:
         """Read a selection eagerly into one numpy array, fast.
 
-        Same arguments and values as :meth:`ndarray`, but read at once, each
-        frame copied straight into its slot of a Fortran-ordered array (where a
-        transposed frame is contiguous), ``frames_per_task`` frames per task on
+        Same arguments and values as :meth:`ndarray`, read at once: each frame
+        is copied straight into its slot of a Fortran-ordered array (where a
+        transposed frame is contiguous), ``frames_per_task`` frames per task
+        (default: about four tasks per core, at most 64 frames each) on
         dask's threaded scheduler (``scheduler="sync"`` for one thread,
-        ``"processes"`` for compressed data, whose decoders hold the GIL).
-        ``series.ndarray(...).compute()`` gives the same values, slower: dask
-        assembles its result in C order, scattering every pixel.
+        ``"processes"`` for decoders that hold the GIL).
 
         Returns
         -------
         numpy.ndarray
             Fortran-ordered; ``np.ascontiguousarray`` gives a C-ordered copy.
         """
-        from .graph import read_into
-
-        plan = self._plan(dims, coords, slice, rescale, fill_value)
-        grid, refs, dtype, frame = plan
-        out = np.empty(frame[:2] + grid.shape + frame[2:], dtype=dtype, order="F")
-        return read_into(out, grid, refs, fill_value=fill_value, rescale=rescale,
-                         frames_per_task=frames_per_task, scheduler=scheduler,
-                         num_workers=num_workers, cache=self.database.cache)
+        frames = self.frames(dims, coords, slice, fill_value=fill_value, rescale=rescale)
+        return frames.read(scheduler=scheduler, num_workers=num_workers,
+                           frames_per_task=frames_per_task)
 
     def xarray(self, dims: Sequence[str | int] | str | int = ("InstanceNumber",),
                coords: Mapping[Any, Any] | None = None, slice: Mapping[Any, Any] | None = None,
@@ -533,20 +537,24 @@ class Database:
         return database_zeros(self, shape, coords, **attributes)
 
 
-def _needs_float(fill_value: Any, dtype: np.dtype) -> bool:
-    """True when ``fill_value`` cannot be stored in the integer ``dtype`` (NaN, 0.5, ...)."""
-    if dtype.kind not in "iub":
-        return False
-    try:
-        return not float(fill_value).is_integer()
-    except (TypeError, ValueError):
-        return False
-
-
 def _as_dims(dims: Any) -> tuple:
     if isinstance(dims, str | int):
         return (dims,)
+    if not isinstance(dims, Sequence):
+        raise InvalidArgumentError(
+            f"dims must be a keyword, a tag or a sequence of them, not {dims!r}")
     return tuple(dims)
+
+
+def _check_distinct(dims: Sequence[Any], columns: Sequence[str]) -> None:
+    """One attribute may be one dim only (``FlipAngle`` and ``0x00181314`` are the same)."""
+    seen: dict[str, Any] = {}
+    for dim, column in zip(dims, columns):
+        if column in seen:
+            raise InvalidArgumentError(
+                f"dims {tuple(dims)!r} name {column!r} twice ({seen[column]!r} and {dim!r}); "
+                "each attribute can be one dim only")
+        seen[column] = dim
 
 
 def _coord_array(values: Sequence[Any]) -> Any:

@@ -21,9 +21,9 @@ import zarr
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
 import lazydicom
+from lazydicom.array import frame_table
 from lazydicom.cache import CacheWarning, FrameCache
-from lazydicom.graph import frame_refs
-from lazydicom.pixels import read_frame
+from lazydicom.pixels import read_frames
 from tests.conftest import opened_files
 from tests.synthetic import expected_ndarray, write_series
 
@@ -116,14 +116,24 @@ def test_changed_file_is_reread_alone(dicom):
     np.testing.assert_array_equal(got[others], expected_ndarray(COORDS, SHAPE)[others])
 
 
-def test_file_changed_after_indexing_bypasses_the_cache(dicom):
+def test_file_changed_after_indexing_is_not_served_from_the_cache(dicom):
+    """A file touched after indexing: its entry is not served; the read reports the change."""
     files = write_series(dicom, COORDS, SHAPE, transfer_syntax=RLELossless)
     series, cache = _cached(dicom)
     series.ndarray(DIMS).compute(scheduler="sync")
     st = os.stat(files[0])
     os.utime(files[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # no refresh
-    series.ndarray(DIMS).compute(scheduler="sync")
-    assert cache.stats() == {"miss": 6, "hit": 5, "bypass": 1}
+    with pytest.raises(lazydicom.FrameReadError, match="changed since it was indexed"):
+        series.ndarray(DIMS).compute(scheduler="sync")
+    assert cache.stats()["bypass"] == 1
+    series.database.refresh()
+    got = series.ndarray(DIMS).compute(scheduler="sync")
+    np.testing.assert_array_equal(got, expected_ndarray(COORDS, SHAPE))
+
+
+def _identity(series: lazydicom.Series, i: int) -> tuple:
+    """The cache identity of the i-th frame of a series (path, index, size, mtime)."""
+    return frame_table(series.table(), series.database.path).identity(i)
 
 
 def _entry_files(cache: FrameCache, ref) -> tuple[Path, Path]:
@@ -138,7 +148,7 @@ def test_corrupt_or_partial_entry_is_detected_and_reread(dicom, damage):
     _write(dicom, rescale=(1.5, 3.0))
     series, cache = _cached(dicom)
     expected = series.ndarray(DIMS).compute(scheduler="sync")
-    ref = frame_refs(series.table(), series.database.path)[0]
+    ref = _identity(series, 0)
     meta, chunk = _entry_files(cache, ref)
     if damage == "flip-chunk":
         data = bytearray(chunk.read_bytes())
@@ -153,14 +163,15 @@ def test_corrupt_or_partial_entry_is_detected_and_reread(dicom, damage):
     elif damage == "garble-meta":
         meta.write_bytes(meta.read_bytes()[:40])
     else:  # an entry whose metadata describes another file version
-        other = _entry_files(cache, frame_refs(series.table(), series.database.path)[1])[0]
+        other = _entry_files(cache, _identity(series, 1))[0]
         meta.write_bytes(other.read_bytes())
     assert cache.get(ref) is None
     got = series.ndarray(DIMS).compute(scheduler="sync")
     np.testing.assert_array_equal(got, expected)
-    assert cache.stats()["miss"] == 7
-    assert cache.get(ref) is not None  # rewritten
-    np.testing.assert_array_equal(cache.read(ref), read_frame(ref))
+    assert cache.stats()["miss"] == 8  # 6 cold, the get above, the re-read
+    rewritten = cache.get(ref)
+    assert rewritten is not None
+    np.testing.assert_array_equal(rewritten, pydicom.dcmread(ref[0]).pixel_array)
 
 
 def test_cache_lives_in_zarr(dicom):
@@ -170,12 +181,12 @@ def test_cache_lives_in_zarr(dicom):
     assert Path(cache.location) == Path(dicom) / ".lazydicom" / "cache.zarr"
     root = zarr.open_group(cache.location, mode="r")
     assert root.attrs["lazydicom_cache"]["format"] == 1
-    ref = frame_refs(series.table(), series.database.path)[0]
+    ref = _identity(series, 0)
     key = cache.key(ref)
     arr = root[f"{key[:2]}/{key}"]
     assert isinstance(arr, zarr.Array)
-    np.testing.assert_array_equal(arr[...], pydicom.dcmread(ref.path).pixel_array)
-    assert arr.attrs["lazydicom"]["source"][0] == ref.path
+    np.testing.assert_array_equal(arr[...], pydicom.dcmread(ref[0]).pixel_array)
+    assert arr.attrs["lazydicom"]["source"][0] == ref[0]
     assert len(cache.entries()) == 6 and files
 
 
@@ -183,11 +194,9 @@ def test_native_frames_bypass_by_default_and_cache_on_request(dicom, tmp_path):
     _write(dicom, syntax=ExplicitVRLittleEndian)
     series, cache = _cached(dicom)
     series.ndarray(DIMS).compute(scheduler="sync")
-    # the graph carries no cache at all when it would cache none of its frames
+    # native frames never touch a cache that does not cache them
     assert cache.stats() == {} and cache.entries() == []
-    ref = frame_refs(series.table(), series.database.path)[0]
-    np.testing.assert_array_equal(cache.read(ref), read_frame(ref))
-    assert cache.stats() == {"bypass": 1}
+    assert not cache.caches(encapsulated=False) and cache.caches(encapsulated=True)
     series, cache = _cached(dicom, FrameCache(tmp_path / "native.zarr", native=True))
     series.ndarray(DIMS).compute(scheduler="sync")
     with opened_files(dicom) as opened:
@@ -270,16 +279,18 @@ def test_prune_and_clear(dicom):
     db = _open(dicom)
     db.series()[0].ndarray(DIMS).compute()
     assert len(cache.entries()) == 7
-    assert cache.prune(frame_refs(db.table(), db.path)) == 1
+    assert cache.prune(frame_table(db.table(), db.path)) == 1
     assert len(cache.entries()) == 6
     cache.clear()
     assert cache.entries() == []
 
 
 def _fill(args) -> int:
-    cache, refs = args
-    for ref in refs:
-        cache.read(ref)
+    cache, table, order = args
+    fmt = table.formats[0]
+    for i in order:
+        out = np.empty((fmt.columns, fmt.rows, 1), dtype=fmt.dtype, order="F")
+        read_frames(table, [i], out, cache=cache)
     return cache.stats().get("miss", 0)
 
 
@@ -288,16 +299,17 @@ def test_many_processes_fill_one_cache_at_once(dicom):
     write_series(dicom, {"InstanceNumber": list(range(1, 25))}, (32, 40),
                  transfer_syntax=RLELossless)
     db = _open(dicom)
-    refs = frame_refs(db.table(), db.path)
+    table = frame_table(db.table(), db.path)
+    order = list(range(len(table)))
     # not fork: forking a process whose zarr event-loop thread holds a lock could hang
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver")) as pool:
-        misses = list(pool.map(_fill, [(db.cache, refs), (db.cache, refs[::-1]),
-                                       (db.cache, refs), (db.cache, refs[::-1])]))
-    assert sum(misses) >= len(refs)
-    for ref in refs:
-        got = db.cache.get(ref)
+        misses = list(pool.map(_fill, [(db.cache, table, order), (db.cache, table, order[::-1]),
+                                       (db.cache, table, order), (db.cache, table, order[::-1])]))
+    assert sum(misses) >= len(table)
+    for i in order:
+        got = db.cache.get(table.identity(i))
         assert got is not None
-        np.testing.assert_array_equal(got, read_frame(ref, rescale=False))
+        np.testing.assert_array_equal(got, pydicom.dcmread(table.identity(i)[0]).pixel_array)
     assert not [p for p in Path(db.cache.location).rglob("*") if p.name.endswith(".partial")]
 
 

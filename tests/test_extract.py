@@ -124,7 +124,7 @@ def test_to_zarr_round_trips_with_coordinates_chunk_aligned(dicom, tmp_path):
     np.testing.assert_array_equal(back.values, expected_ndarray(COORDS, SHAPE))
     xr.testing.assert_identical(back.compute(), series.xarray(DIMS, name="pixels").compute())
     arr = zarr.open_group(out, mode="r")["pixels"]
-    assert arr.chunks == (1, 2, SHAPE[0], SHAPE[1])  # one dask task per zarr chunk
+    assert arr.chunks == (2, 2, SHAPE[0], SHAPE[1])  # one dask task per zarr chunk
     assert ds.attrs["SeriesDescription"] == "synthetic"
     # compute=False returns the pixel writes to run later (metadata is already there)
     delayed = to_zarr(series, tmp_path / "later.zarr", DIMS, name="pixels", compute=False)

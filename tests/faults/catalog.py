@@ -21,8 +21,8 @@ from a dependency, never a write or delete outside the database folder"):
     damaged index is rebuilt with a warning, a value that cannot be stored is
     absent with a warning, a killed process's work is finished or undone).
 
-Kinds of the array layer that is being rewritten (issue 8) are marked
-``pending``: their tests are strict xfails until that layer lands.
+Kinds written ahead of work in progress are marked ``pending``: their tests
+are strict xfails until that work lands.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ KINDS: dict[str, Kind] = {}
 
 
 def cases(issue_class: int, outcome: str, kinds: dict[str, str], *, pending: bool = False,
-          reason: str = "array layer rewrite (issue 8)") -> list:
+          reason: str = "work in progress") -> list:
     """Register ``{id: what}`` kinds and return them as pytest params (id = kind id).
 
     ``pending`` kinds get ``xfail(strict=True, reason=reason)``.
@@ -102,9 +102,12 @@ def load_all() -> dict[str, Kind]:
 def markdown(kinds: dict[str, Kind]) -> str:
     """The tables of docs/reliability.md: counts per class and outcome, then every kind."""
     lines = [
-        f"{len(kinds)} kinds of bad input and fault are tried by `tests/faults` "
-        f"({sum(k.pending for k in kinds.values())} of them pending the array layer "
-        "rewrite of issue 8, as strict expected failures).",
+        f"{len(kinds)} kinds of bad input and fault are tried by `tests/faults`"
+        + (
+            f" ({pending} of them pending work in progress, as strict expected failures)."
+            if (pending := sum(k.pending for k in kinds.values()))
+            else "; none is pending."
+        ),
         "",
         "| class | kinds | " + " | ".join(OUTCOMES.values()) + " | pending |",
         "|---|---|" + "---|" * len(OUTCOMES) + "---|",

@@ -1,19 +1,20 @@
-"""Classes 3 and 6 (the array layer): cases for the rewrite of issue 8.
+"""Classes 3 and 6 (the array layer): files changed after open, ndarray arguments.
 
-The array/reading layer is being replaced (issue 8); these are the issue's
-cases for it, written ahead. Those that fail today are strict expected
-failures (``pending`` in the catalog): when the new layer lands and a case
-passes, pytest reports an XPASS failure, the signal to remove the mark.
+These are the issue's cases for the array/reading layer, written ahead of its
+rewrite (issue 8) as strict expected failures; that layer has landed
+(lazydicom.array) and they pass. The catalog's ``pending`` mechanism stays for
+cases written ahead of future work.
 
 - Class 3: a file rewritten in place between ``open`` and ``compute`` (a
-  longer header, another frame size) must raise FrameReadError naming the
-  file (or be re-indexed and read correctly), never return stale offsets'
-  bytes.
+  longer header, another frame size), truncated or removed must raise
+  FrameReadError naming the file (or be re-indexed and read correctly), never
+  return the bytes at stale offsets.
 - Class 6: ``ndarray`` arguments are validated when the call is made, with
   lazydicom's own errors: InvalidSelectionError (also an IndexError) for
   slice indices that are not integers, InvalidArgumentError (ValueError and
-  TypeError) for ``chunks=(0,)``, a dim given twice, a ``fill_value`` the
-  dtype cannot hold.
+  TypeError) for ``chunks=(0,)``, a dim given twice, a ``fill_value`` that is
+  not a number; a Python slice object selects by index, and a ``fill_value``
+  the stored dtype cannot hold widens the dtype (both: correct data).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ CHANGED = {
     "changed/truncated": (_truncate, False),
     "changed/removed": (_remove, False),
 }
-PENDING_CHANGED = cases(
+CHANGED_CASES = cases(
     3,
     "error",
     {
@@ -74,20 +75,13 @@ PENDING_CHANGED = cases(
         "compute (stale offsets read the wrong bytes)",
         "changed/other-frame-size": "a file rewritten with another frame size between open and "
         "compute",
-    },
-    pending=True,
-)
-DONE_CHANGED = cases(
-    3,
-    "error",
-    {
         "changed/truncated": "a file truncated between open and compute",
         "changed/removed": "a file removed between open and compute",
     },
 )
 
 
-@pytest.mark.parametrize("kind", PENDING_CHANGED + DONE_CHANGED)
+@pytest.mark.parametrize("kind", CHANGED_CASES)
 def test_files_changed_after_open(kind, series):
     change, _ = CHANGED[kind]
     arr = series.ndarray(("FlipAngle",))
@@ -108,34 +102,32 @@ ARGUMENTS = {
                                    lazydicom.InvalidSelectionError),
     "arguments/slice-index-fraction": (dict(slice={"FlipAngle": [1.7]}),
                                        lazydicom.InvalidSelectionError),
-    "arguments/slice-object": (dict(slice={"FlipAngle": slice(0, 2)}),
-                               lazydicom.InvalidSelectionError),
     "arguments/chunks-zero": (dict(dims=("FlipAngle",), chunks=(0,)),
                               lazydicom.InvalidArgumentError),
     "arguments/same-dim-twice": (dict(dims=("FlipAngle", "FlipAngle")),
                                  lazydicom.InvalidArgumentError),
     "arguments/same-attribute-two-names": (dict(dims=("FlipAngle", "(0018,1314)")),
                                            lazydicom.InvalidArgumentError),
+    "arguments/fill-value-text": (dict(dims=("FlipAngle",), fill_value="abc"),
+                                  lazydicom.InvalidArgumentError),
 }
-PENDING_ARGUMENTS = cases(
+ARGUMENT_CASES = cases(
     6,
     "error",
     {
         "arguments/slice-index-text": "ndarray(slice={'FlipAngle': ['a']}) (a ValueError from "
         "int())",
         "arguments/slice-index-fraction": "ndarray(slice={'FlipAngle': [1.7]}) (truncated to 1)",
-        "arguments/slice-object": "ndarray(slice={'FlipAngle': slice(0, 2)}) (a TypeError "
-        "from int())",
         "arguments/chunks-zero": "ndarray(chunks=(0,)) (ZeroDivisionError)",
         "arguments/same-dim-twice": "ndarray(dims=('FlipAngle', 'FlipAngle')) (a diagonal "
         "array)",
         "arguments/same-attribute-two-names": "ndarray(dims=('FlipAngle', '(0018,1314)'))",
+        "arguments/fill-value-text": "ndarray(fill_value='abc')",
     },
-    pending=True,
 )
 
 
-@pytest.mark.parametrize("kind", PENDING_ARGUMENTS)
+@pytest.mark.parametrize("kind", ARGUMENT_CASES)
 def test_ndarray_arguments_are_checked_at_the_call(kind, series):
     kwargs, error = ARGUMENTS[kind]
     with pytest.raises(error) as err:
@@ -143,23 +135,29 @@ def test_ndarray_arguments_are_checked_at_the_call(kind, series):
     assert isinstance(err.value, lazydicom.LazyDicomError)
 
 
-FILL = cases(
+ACCEPTED = cases(
     6,
-    "error",
+    "correct",
     {
+        "arguments/slice-object": "ndarray(slice={'FlipAngle': slice(0, 2)}) (a TypeError from "
+        "int(); now selects by index)",
         "arguments/fill-value-negative-for-uint16": "ndarray(fill_value=-1) on uint16 frames "
-        "with an empty cell (an error inside dask at compute time)",
-        "arguments/fill-value-text": "ndarray(fill_value='abc') with an empty cell",
+        "with an empty cell (an error inside dask at compute time; now a dtype that holds it)",
     },
-    pending=True,
 )
 
 
-@pytest.mark.parametrize("kind", FILL)
-def test_fill_value_the_dtype_cannot_hold(kind, tmp_path):
+@pytest.mark.parametrize("kind", ACCEPTED)
+def test_arguments_that_select_or_widen(kind, series, tmp_path):
+    if kind.endswith("slice-object"):
+        got = series.ndarray(slice={"FlipAngle": slice(0, 2)}).compute()
+        np.testing.assert_array_equal(got, expected_ndarray(COORDS, (6, 4))[:, :, 0:2])
+        return
     coords = {"FlipAngle": [5, 10], "EchoTime": [1.0, 2.0]}
-    write_series(tmp_path / "db", coords, (6, 4), missing=[(1, 1)])
-    (series,) = lazydicom.open(tmp_path / "db", progress=False).series()
-    fill = -1 if kind.endswith("uint16") else "abc"
-    with pytest.raises(lazydicom.InvalidArgumentError):
-        series.ndarray(("FlipAngle", "EchoTime"), fill_value=fill)
+    write_series(tmp_path / "gap", coords, (6, 4), missing=[(1, 1)])
+    (gap,) = lazydicom.open(tmp_path / "gap", progress=False).series()
+    arr = gap.ndarray(("FlipAngle", "EchoTime"), fill_value=-1)
+    assert np.dtype(arr.dtype).kind in "if"  # a dtype that holds -1 and every uint16
+    expected = expected_ndarray(coords, (6, 4), missing=[(1, 1)]).astype(np.int64)
+    expected[:, :, 1, 1] = -1
+    np.testing.assert_array_equal(arr.compute().astype(np.int64), expected)

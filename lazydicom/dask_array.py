@@ -1,0 +1,85 @@
+"""The dask array of a :class:`~lazydicom.array.DicomFrames`, assembled in Fortran order.
+
+:func:`frame_array` builds the graph :func:`dask.array.from_array` would: the
+frames object as one graph node and one ``getter`` task per chunk, so that
+dask's optimizer fuses later slicing into the ``getter`` (``arr[:, :, 3]``
+reaches ``frames[..., 3]``, which reads one frame, whatever the chunk size).
+
+:class:`FrameArray` is a ``dask.array.Array`` with one difference:
+``compute()`` returns a Fortran-ordered array. dask's ``finalize`` copies
+every result into a C-ordered array; for ``(x, y, *dims)`` blocks of DICOM
+frames (each frame contiguous, i.e. Fortran order) that is a corner turn of
+every pixel, several times the cost of reading it (see docs/semantics.md,
+"Memory order"), while the Fortran-ordered result is the blocks laid end to
+end, and a single chunk is the result itself. Arrays derived from a
+``FrameArray`` (slices, arithmetic, persist) are plain dask arrays.
+
+This module imports dask; lazydicom imports it only when a dask array is asked for.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from dask.array.core import Array, getter, graph_from_arraylike
+from dask.base import tokenize
+
+if TYPE_CHECKING:
+    from .array import DicomFrames
+
+__all__ = ["FrameArray", "frame_array"]
+
+
+class FrameArray(Array):
+    """A dask array of DICOM frames whose ``compute()`` assembles in Fortran order.
+
+    Values, chunks and graph are those of a plain :class:`dask.array.Array`;
+    ``np.ascontiguousarray(arr.compute())`` gives a C-ordered result.
+    """
+
+    __slots__ = ()
+
+    def __dask_postcompute__(self) -> tuple[Any, tuple]:
+        return assemble_fortran, (self.chunks, self.dtype)
+
+    def __reduce__(self) -> tuple[Any, tuple]:
+        return (FrameArray, (self.dask, self.name, self.chunks, self.dtype, self._meta))
+
+
+def assemble_fortran(results: Any, chunks: tuple[tuple[int, ...], ...], dtype: np.dtype
+                     ) -> np.ndarray:
+    """dask ``finalize`` of a :class:`FrameArray`: its blocks in one Fortran-ordered array.
+
+    A single block is returned as is: it was read for this compute and is
+    referenced nowhere else (persisted arrays are plain dask arrays, whose
+    ``finalize`` copies).
+    """
+    blocks: list[Any] = []
+    stack = [results]
+    while stack:  # depth-first, in the order dask nests block results
+        item = stack.pop()
+        if isinstance(item, list | tuple):
+            stack.extend(reversed(item))
+        else:
+            blocks.append(item)
+    if len(blocks) == 1:
+        return np.asfortranarray(blocks[0])
+    out = np.empty(tuple(sum(c) for c in chunks), dtype=dtype, order="F")
+    starts = [np.cumsum((0,) + c).tolist() for c in chunks]
+    for block, index in zip(blocks, np.ndindex(*(len(c) for c in chunks))):
+        out[tuple(slice(s[i], s[i + 1]) for s, i in zip(starts, index))] = block
+    return out
+
+
+def frame_array(frames: DicomFrames, chunks: tuple[tuple[int, ...], ...]) -> FrameArray:
+    """A :class:`FrameArray` reading ``frames``, with normalised ``chunks``. Opens no file."""
+    import dask.array
+
+    name = f"lazydicom-{tokenize(frames.token, chunks)}"
+    meta = np.empty((0,) * frames.ndim, dtype=frames.dtype)
+    if dask.array.Array is not Array:  # pragma: no cover - dask's array-expr collections
+        return dask.array.from_array(frames, chunks=chunks, name=name, asarray=False, meta=meta)
+    graph = graph_from_arraylike(frames, chunks, frames.shape, name, getitem=getter,
+                                 inline_array=False)
+    return FrameArray(graph, name, chunks, meta=meta)
