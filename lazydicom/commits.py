@@ -96,6 +96,7 @@ class Pending:
         self.close(remove=False)
 
     def close(self, remove: bool) -> None:
+        """Release the folder's lock, after removing the folder if ``remove``."""
         if remove:
             disk.remove_tree(self.path)
         self._lock.release()

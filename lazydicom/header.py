@@ -26,6 +26,16 @@ path, :mod:`lazydicom._fastheader`, which gives the same rows several times
 faster and hands every file it does not fully understand back to pydicom.
 Files that are not DICOM raise :class:`HeaderError` with a reason, which the
 index reports as skipped.
+
+What a header claims is checked against the file before rows are made, on
+both paths: the Pixel Data element's header is read from its bytes (a meta
+group that says Implicit VR over Explicit VR data must not shift the
+pixels); NumberOfFrames must be a positive whole number that the Pixel Data
+can hold (encapsulated data: one fragment per frame at least, checked by the
+fragment walk); a file that describes an image but has no Pixel Data, or
+whose dataset ends inside an element, was cut short. Each is a
+:class:`HeaderError`, so the file is skipped with its reason, never indexed
+as an object without pixels or with frames that are not there.
 """
 
 from __future__ import annotations

@@ -309,7 +309,8 @@ class Index:
 
     def _housekeeping(self) -> None:
         """Finish or remove what killed processes left (writes, saves, cache fills)."""
-        if (self.root / INDEX_DIRNAME).is_dir() and os.access(self.root, os.W_OK):
+        private = self.root / INDEX_DIRNAME
+        if private.is_dir() and not private.is_symlink() and os.access(self.root, os.W_OK):
             commits.recover(self.root)
         if disk.open_session(self.location):
             disk.remove_partial_files(self.location / _CACHE_DIR, _PARTIAL)

@@ -157,8 +157,8 @@ def with_implicit_dataset(source: Path, target: Path) -> Path:
     return with_transfer_syntax(target, target, str(pydicom.uid.ExplicitVRLittleEndian))
 
 
-def pixels(path: Path, frame: int = 0):
-    """The reference pixels of a frame, as pydicom decodes them."""
+def pixels(path: Path):
+    """The reference pixels of a single-frame file, as pydicom decodes them."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return pydicom.dcmread(path).pixel_array
