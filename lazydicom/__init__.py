@@ -11,6 +11,7 @@ its pixels as a dask array whose axes are DICOM attributes::
 from __future__ import annotations
 
 from .errors import (
+    DamagedIndexWarning,
     DatabaseNotFoundError,
     DuplicateCellError,
     FrameReadError,
@@ -19,11 +20,14 @@ from .errors import (
     InvalidArgumentError,
     InvalidChunksError,
     InvalidSelectionError,
+    InvalidValueWarning,
     LazyDicomError,
     LazyDicomWarning,
     MissingDecoderError,
+    OutsideDatabaseError,
     SkippedFilesWarning,
     UnknownAttributeError,
+    UnreadableFolderError,
 )
 from .records import Database, Patient, Series, Study
 from .records import open_database as open
@@ -49,6 +53,10 @@ __all__ = [
     "InvalidSelectionError",
     "MissingDecoderError",
     "UnknownAttributeError",
+    "UnreadableFolderError",
+    "OutsideDatabaseError",
     "LazyDicomWarning",
     "SkippedFilesWarning",
+    "DamagedIndexWarning",
+    "InvalidValueWarning",
 ]

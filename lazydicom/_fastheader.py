@@ -51,7 +51,16 @@ try:  # pydicom adds 65536 to a negative first value of these (hooks.raw_element
 except ImportError:  # pragma: no cover - private name moved: be conservative
     _LUT_DESCRIPTORS = {0x00281101, 0x00281102, 0x00281103, 0x00283002, 0x00289422}  # type: ignore[assignment]
 
-__all__ = ["FastHeader", "Plan", "plan_for", "read_fast", "plain", "convert_fast", "FALLBACK"]
+__all__ = [
+    "FastHeader",
+    "Plan",
+    "plan_for",
+    "read_fast",
+    "plain",
+    "convert_fast",
+    "ends_inside_element",
+    "FALLBACK",
+]
 
 _HEAD = 8 * 1024  # first read (most headers end before; 64 KiB costs 5 us more)
 _UNDEFINED = 0xFFFFFFFF
@@ -107,6 +116,10 @@ FALLBACK: Any = object()  # "let pydicom convert this value"
 
 class _Bail(Exception):
     """The walker met something it does not handle; pydicom takes over."""
+
+
+class _Truncated(_Bail):
+    """The walk ran past the end of the file: an element is cut short."""
 
 
 # ---------------------------------------------------------------------------
@@ -435,7 +448,7 @@ class _Buffer:
         self.fd, self.size = fd, size
         self.buf = os.pread(fd, min(size, _HEAD), 0)
         if len(self.buf) != min(size, _HEAD):
-            raise _Bail("short read")
+            raise _Truncated("short read")
 
     def need(self, end: int) -> bytes:
         """Make ``buf`` cover ``[0, end)``; bail when ``end`` is past the file."""
@@ -443,11 +456,11 @@ class _Buffer:
         if end <= have:
             return self.buf
         if end > self.size:
-            raise _Bail("past end of file")
+            raise _Truncated("past end of file")
         new = min(self.size, max(end, have * 2))
         more = os.pread(self.fd, new - have, have)
         if len(more) != new - have:
-            raise _Bail("short read")
+            raise _Truncated("short read")
         self.buf += more
         return self.buf
 
@@ -470,7 +483,7 @@ def _skip_sequence(r: _Buffer, pos: int, implicit: bool, depth: int) -> int:
             else:
                 pos += length
                 if pos > r.size:
-                    raise _Bail("item past end of file")
+                    raise _Truncated("item past end of file")
         elif stag == _SEQ_DELIM:
             return pos
         else:
@@ -507,7 +520,7 @@ def _skip_item(r: _Buffer, pos: int, implicit: bool, depth: int) -> int:
         else:
             pos += length
             if pos > r.size:
-                raise _Bail("element past end of file")
+                raise _Truncated("element past end of file")
 
 
 @dataclass
@@ -602,6 +615,28 @@ def read_fast(fd: int, size: int, plan: Plan) -> FastHeader | None:
         return None
 
 
+def ends_inside_element(fd: int, size: int) -> bool:
+    """True when the top-level dataset of a Part 10 file (Little Endian) is cut
+    inside an element (its header, value or sequence items run past the end).
+
+    False when the walk reaches the end of the file on an element boundary or
+    reaches Pixel Data, and when the file is not one the walker can judge
+    (no preamble, big endian, deflated, unusual structure): pydicom's
+    reading is then taken as it is.
+    """
+    try:
+        r = _Buffer(fd, size)
+        ts, pos = _read_meta(r)
+        if ts in _UNSUPPORTED_TS or ts in PrivateTransferSyntaxes:
+            return False
+        _walk(r, pos, ts == _IMPLICIT_TS, {}, True)
+    except _Truncated:
+        return True
+    except (_Bail, struct.error, IndexError, ValueError, UnicodeDecodeError):
+        return False
+    return False
+
+
 def _walk(
     r: _Buffer, pos: int, implicit: bool, wanted: dict, collect_all: bool
 ) -> tuple[dict[int, tuple[bytes | None, int, int]], dict[str, Any], int]:
@@ -638,7 +673,7 @@ def _walk(
             if pos + 8 > size:
                 if pos == size:
                     break  # clean end of file: no pixel data
-                raise _Bail("truncated element header")
+                raise _Truncated("truncated element header")
             buf = r.need(min(pos + 12, size))
             have = len(buf)
         if implicit:
@@ -680,7 +715,7 @@ def _walk(
             continue
         pos = vpos + length
         if pos > size:
-            raise _Bail("value past end of file")
+            raise _Truncated("value past end of file")
         if collect_all or stag in wanted:
             found[stag] = (vr, vpos, length)
             end = pos

@@ -3,20 +3,29 @@
 ``lazydicom index FOLDER`` builds or refreshes the index of a folder and
 prints its patients, studies and series, with the attributes that vary within
 each series (candidates for ``dims``) and the files that were skipped.
+
+Errors are one line on stderr (``lazydicom: error: ...``) and a non-zero exit
+status, never a traceback (``--debug`` shows it): 2 for arguments refused
+before anything is read (unknown dims, with suggestions; ``--where`` values
+that do not fit their attribute), 1 for everything else.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 import warnings
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import pandas as pd
 
 from . import __version__
 from .errors import LazyDicomError, SkippedFilesWarning
+from .schema import parse_text
+from .tags import resolve
 
 __all__ = ["main"]
 
@@ -111,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Index folders of DICOM files and extract N-D arrays sorted on DICOM tags.",
     )
     parser.add_argument("--version", action="version", version=f"lazydicom {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser(
         "index",
@@ -134,12 +145,8 @@ def _cmd_array(args: argparse.Namespace) -> int:
 
     from .records import open_database
 
-    dims = [d.strip() for d in args.dims.split(",") if d.strip()]
-    try:
-        where = _where(args.where)
-    except argparse.ArgumentTypeError as exc:
-        print(f"lazydicom: error: {exc}", file=sys.stderr)
-        return 2
+    dims = _dims(args.dims)
+    where = _where(args.where)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)  # `lazydicom index` lists them
         db = open_database(args.folder, index_path=args.index, progress=not args.quiet and None)
@@ -185,48 +192,90 @@ def _add_array(sub) -> None:
     p.set_defaults(func=_cmd_array)
 
 
-def _where(items: Sequence[str]) -> dict:
-    """``KEY=VALUE`` filters; numbers compare as numbers, ``A|B`` matches either."""
-    def value(text: str):
-        for kind in (int, float):
-            try:
-                return kind(text)
-            except ValueError:
-                pass
-        return text
+class _UsageError(Exception):
+    """Arguments refused before anything is read (exit status 2)."""
 
+
+def _dims(text: str) -> list[str]:
+    """The comma-separated dims, each checked (a typo is reported once, with suggestions)."""
+    dims = [d.strip() for d in text.split(",") if d.strip()]
+    for dim in dims:
+        try:
+            resolve(dim)
+        except KeyError as exc:
+            raise _UsageError(f"--dims: {exc}") from None
+    return dims
+
+
+def _where(items: Sequence[str]) -> dict:
+    """``KEY=VALUE`` filters, values read by the attribute's VR; ``A|B`` matches either.
+
+    Text attributes keep the text as it is (``PatientID=0123`` is ``'0123'``,
+    not 123), number attributes parse it, private tags match either.
+    """
     where: dict = {}
     for item in items:
         key, sep, text = item.partition("=")
+        key = key.strip()
         if not sep or not key:
-            raise argparse.ArgumentTypeError(f"--where expects KEY=VALUE, got {item!r}")
-        values = [value(v) for v in text.split("|")]
-        where[key.strip()] = values if len(values) > 1 else values[0]
+            raise _UsageError(f"--where expects KEY=VALUE, got {item!r}")
+        try:
+            column = resolve(key).column
+            values = [v for part in text.split("|") for v in parse_text(column, part)]
+        except (KeyError, ValueError) as exc:
+            raise _UsageError(f"--where {item!r}: {str(exc).strip(chr(34))}") from None
+        where[key] = values if len(values) > 1 else values[0]
     return where
+
+
+def _check_output(out: str) -> None:
+    """A local output path must be a folder (or not exist yet)."""
+    if "://" in out:
+        return
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise _UsageError(f"{out!r} is a file; OUT must be a folder for the zarr group (or "
+                          "a path that does not exist yet)")
+
+
+def _check_scheduler(address: str | None, timeout: float = 5.0) -> None:
+    """Fail fast, in one line, when a scheduler address cannot be reached."""
+    if address is None or address in ("threads", "processes", "sync", "synchronous",
+                                      "single-threaded"):
+        return
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme not in ("tcp", "tls"):
+        return  # other transports (inproc, ucx): left to dask.distributed
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        raise _UsageError(f"--scheduler {address!r} is not an address such as "
+                          "tcp://host:8786")
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise OSError(f"cannot reach the dask scheduler at {address!r} "
+                      f"({exc.strerror or exc}); is it running?") from None
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
     from .extract import extract
 
     if len(args.paths) < 2:
-        print("lazydicom: error: extract needs at least one FOLDER and the OUT store",
-              file=sys.stderr)
-        return 2
+        raise _UsageError("extract needs at least one FOLDER and the OUT store")
     *sources, out = args.paths
-    dims = [d.strip() for d in args.dims.split(",") if d.strip()]
+    dims = _dims(args.dims)
     if not dims:
-        print("lazydicom: error: --dims needs at least one attribute, e.g. --dims "
-              "SliceLocation,FlipAngle", file=sys.stderr)
-        return 2
-    try:
-        where = _where(args.where)
-    except argparse.ArgumentTypeError as exc:
-        print(f"lazydicom: error: {exc}", file=sys.stderr)
-        return 2
+        raise _UsageError("--dims needs at least one attribute, e.g. --dims "
+                          "SliceLocation,FlipAngle")
+    where = _where(args.where)
+    _check_output(out)
+    _check_scheduler(args.scheduler)
     progress = False if args.quiet else None
     if args.index and len(sources) > 1:
-        print("lazydicom: error: --index takes one FOLDER", file=sys.stderr)
-        return 2
+        raise _UsageError("--index takes one FOLDER")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)  # `lazydicom index` lists them
         if args.index:
@@ -286,7 +335,11 @@ def _add_extract(sub) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status.
+
+    An error prints one line on stderr and returns 1 (2 for arguments refused
+    before anything is read); ``--debug`` raises it with its traceback instead.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -297,9 +350,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `lazydicom index FOLDER | head`: not an error
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
         return 0
-    except (LazyDicomError, FileNotFoundError, NotADirectoryError) as exc:
+    except _UsageError as exc:
         print(f"lazydicom: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lazydicom: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line, not a traceback (--debug for it)
+        if args.debug:
+            raise
+        print(f"lazydicom: error: {_one_line(exc)}", file=sys.stderr)
         return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error as one line; its type too when it is not lazydicom's own."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, LazyDicomError | OSError):
+        return text
+    return f"{type(exc).__name__}: {text}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,12 +15,16 @@ __all__ = [
     "InconsistentFramesError",
     "MissingDecoderError",
     "FrameReadError",
+    "UnreadableFolderError",
+    "OutsideDatabaseError",
     "InvalidArgumentError",
     "InvalidSelectionError",
     "InvalidChunksError",
     "GeometryError",
     "LazyDicomWarning",
     "SkippedFilesWarning",
+    "DamagedIndexWarning",
+    "InvalidValueWarning",
 ]
 
 
@@ -55,10 +59,27 @@ class FrameReadError(LazyDicomError, OSError):
     """A frame could not be read from its file (changed, truncated or unreadable)."""
 
 
+class UnreadableFolderError(LazyDicomError, PermissionError):
+    """The database folder exists but cannot be listed (e.g. no read permission)."""
+
+
+class OutsideDatabaseError(LazyDicomError, PermissionError):
+    """A write or delete would not stay inside the database's own folders.
+
+    lazydicom never follows a symbolic link out of the database to write or
+    delete: the index folder ``.lazydicom``, its lock and temporary files, and
+    the folders of written series must be real folders inside the database
+    (not symbolic links, and not files standing where a folder should be).
+    """
+
+
 class InvalidArgumentError(LazyDicomError, ValueError, TypeError):
     """An argument has a type or value lazydicom cannot use; the message says which is accepted.
 
     Also a ``ValueError`` and a ``TypeError``, so either ``except`` keeps working.
+    Raised when the call is made, before anything is read or written: e.g. a
+    shape that is not a tuple of positive integers, one attribute given twice
+    under two names, a value outside what its attribute's VR can store.
     """
 
 
@@ -80,3 +101,11 @@ class LazyDicomWarning(UserWarning):
 
 class SkippedFilesWarning(LazyDicomWarning):
     """Some files under the database folder were not indexed (see the message)."""
+
+
+class DamagedIndexWarning(LazyDicomWarning):
+    """The persisted index failed its checks on load and is rebuilt from the DICOM files."""
+
+
+class InvalidValueWarning(LazyDicomWarning):
+    """Some attribute values do not fit their attribute's type and are indexed as absent."""

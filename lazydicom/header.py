@@ -26,6 +26,16 @@ path, :mod:`lazydicom._fastheader`, which gives the same rows several times
 faster and hands every file it does not fully understand back to pydicom.
 Files that are not DICOM raise :class:`HeaderError` with a reason, which the
 index reports as skipped.
+
+What a header claims is checked against the file before rows are made, on
+both paths: the Pixel Data element's header is read from its bytes (a meta
+group that says Implicit VR over Explicit VR data must not shift the
+pixels); NumberOfFrames must be a positive whole number that the Pixel Data
+can hold (encapsulated data: one fragment per frame at least, checked by the
+fragment walk); a file that describes an image but has no Pixel Data, or
+whose dataset ends inside an element, was cut short. Each is a
+:class:`HeaderError`, so the file is skipped with its reason, never indexed
+as an object without pixels or with frames that are not there.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import struct
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -41,45 +52,20 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import EXPLICIT_VR_LENGTH_32, read_partial
 from pydicom.tag import Tag
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from . import _fastheader
 from ._fastheader import plain
 from .fragments import FragmentError, frame_spans
+from .schema import KEYWORDS
 from .tags import Attribute, resolve
 
-__all__ = ["KEYWORDS", "HeaderError", "read_header", "add_slice_position"]
-
-#: Attributes kept in the index for every frame. Anything else is read on
-#: demand (see :meth:`lazydicom.index.Index.ensure`).
-KEYWORDS: tuple[str, ...] = (
-    # identity
-    "SOPClassUID", "SOPInstanceUID", "PatientID", "PatientName", "PatientBirthDate",
-    "PatientSex", "StudyInstanceUID", "StudyDescription", "StudyDate", "StudyTime",
-    "StudyID", "AccessionNumber", "SeriesInstanceUID", "SeriesDescription",
-    "SeriesNumber", "SeriesDate", "SeriesTime", "Modality", "Manufacturer",
-    "ManufacturerModelName", "ProtocolName", "BodyPartExamined", "FrameOfReferenceUID",
-    "ImageType", "InstanceNumber", "AcquisitionNumber", "AcquisitionDate",
-    "AcquisitionTime", "ContentDate", "ContentTime", "AcquisitionDateTime",
-    # geometry
-    "SliceLocation", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
-    "SliceThickness", "SpacingBetweenSlices",
-    # image pixel
-    "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
-    "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration",
-    "NumberOfFrames", "RescaleSlope", "RescaleIntercept", "RescaleType",
-    "WindowCenter", "WindowWidth", "PixelPaddingValue",
-    "RedPaletteColorLookupTableDescriptor",
-    # acquisition
-    "FlipAngle", "RepetitionTime", "EchoTime", "InversionTime", "EchoNumbers",
-    "EchoTrainLength", "TriggerTime", "TemporalPositionIdentifier",
-    "NumberOfTemporalPositions", "MagneticFieldStrength", "ScanningSequence",
-    "SequenceName", "DiffusionBValue", "DiffusionGradientOrientation", "KVP",
-    # enhanced multi-frame (functional groups)
-    "EffectiveEchoTime", "InStackPositionNumber", "TemporalPositionIndex", "StackID",
-    "ComplexImageComponent", "FrameType", "AcquisitionContrast", "DimensionIndexValues",
-    "FrameAcquisitionNumber", "InversionTimes", "FrameAcquisitionDateTime",
-)
+__all__ = [
+    "KEYWORDS",
+    "HeaderError",
+    "read_header",
+    "add_slice_position",
+]
 
 _PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # Pixel Data, Float, Double Float
 _DEFER = 16 * 1024  # values larger than this are skipped by position, not read
@@ -333,15 +319,19 @@ def _read_header(
                 found = _fastheader.read_fast(fd, size, plan)
                 if found is not None:
                     if not found.has_identity:
-                        raise HeaderError("no DICOM attributes found")
+                        raise _no_attributes(fd, size)
                     base = found.base
                     base["TransferSyntaxUID"] = found.transfer_syntax
-                    return _frames(base, found.implicit, found.pixel, size, attrs, None,
-                                   _reader(fd))
+                    pixel, implicit = _check_pixels(fd, size, base, found.implicit, found.pixel)
+                    return _frames(base, implicit, pixel, size, attrs, None, _reader(fd))
             with open(fd, "rb", closefd=False) as fp:
                 bounded = _BoundedFile(fp, size, os.fspath(path))
                 ds, pixel = _read_dataset(bounded, str(path))
-                return _rows(ds, pixel, attrs, size, _reader(fd))
+                if not {0x00080016, 0x00100020, 0x00280010} & set(ds.keys()):
+                    raise _no_attributes(fd, size)
+                base, implicit, groups = _base(ds, attrs)
+                pixel, implicit = _check_pixels(fd, size, base, implicit, pixel)
+                return _frames(base, implicit, pixel, size, attrs, groups, _reader(fd))
         finally:
             os.close(fd)
     except HeaderError:
@@ -359,14 +349,17 @@ def _reader(fd: int) -> Callable[[int, int], bytes]:
     return lambda offset, n: os.pread(fd, n, offset)
 
 
-def _rows(
-    ds: Dataset,
-    pixel: dict[str, Any],
-    attrs: Sequence[Attribute],
-    size: int,
-    read_at: Callable[[int, int], bytes],
-) -> list[dict[str, Any]]:
-    """Rows of a dataset read by pydicom (the reference path)."""
+def _no_attributes(fd: int, size: int) -> HeaderError:
+    """The error of a file without SOPClassUID, PatientID and Rows: cut short, or not
+    an image file at all."""
+    if _fastheader.ends_inside_element(fd, size):
+        return HeaderError("the file ends inside an element of its header: it is truncated")
+    return HeaderError("no DICOM attributes found")
+
+
+def _base(ds: Dataset, attrs: Sequence[Attribute]) -> tuple[dict[str, Any], bool | None, Any]:
+    """Attributes of a dataset read by pydicom (the reference path), its encoding
+    and a function returning its functional groups."""
     present = set(ds.keys())  # only present tags are converted
     if 0x00080016 not in present and 0x00100020 not in present and 0x00280010 not in present:
         raise HeaderError("no DICOM attributes found")
@@ -377,7 +370,122 @@ def _rows(
     def groups() -> tuple[Any, ...]:
         return tuple(ds[t].value if t in present else None for t in _FG_TAGS)
 
-    return _frames(base, implicit, pixel, size, attrs, groups, read_at)
+    return base, implicit, groups
+
+
+# ---------------------------------------------------------------------------
+# what the header claims, checked against the file (both paths, before _frames)
+
+#: Pixel Data VRs; in Explicit VR their element header is 12 bytes.
+_PIXEL_VRS = {b"OB", b"OW", b"OD", b"OF", b"OL", b"OV", b"UN"}
+#: SOP Classes whose objects always carry Pixel Data, besides "... Image Storage".
+_PIXEL_SOP_CLASSES = {"Segmentation Storage", "Parametric Map Storage"}
+#: Deflate cannot shrink data by more than this factor.
+_MAX_INFLATE = 1032
+
+
+def _check_pixels(
+    fd: int, size: int, base: dict[str, Any], implicit: bool | None, pixel: dict[str, Any]
+) -> tuple[dict[str, Any], bool | None]:
+    """Check the pixel description against the file; return the pixel element and
+    its encoding as found in the file's bytes.
+
+    Raises :class:`HeaderError` for a file that describes an image but has no
+    Pixel Data (cut inside its header), and a NumberOfFrames that is not a
+    positive whole number or that native Pixel Data (or a deflated file)
+    cannot hold. Encapsulated Pixel Data is checked by ``_frames``.
+    """
+    if not pixel:
+        _check_no_pixels(fd, size, base)
+        return pixel, implicit
+    if pixel["tag"] != 0x7FE00010:
+        return pixel, implicit  # Float Pixel Data: an object, not frames
+    n_frames = _number_of_frames(base)
+    ts = base.get("TransferSyntaxUID")
+    if ts == DeflatedExplicitVRLittleEndian:  # positions refer to the inflated stream
+        _check_claim(base, n_frames, _MAX_INFLATE * size, "the deflated file")
+        return pixel, implicit
+    pixel, implicit = _pixel_element(fd, size, pixel, ts)
+    if pixel["length"] != 0xFFFFFFFF:
+        _check_claim(base, n_frames, pixel["length"], "the Pixel Data")
+    # encapsulated: _frames walks the fragment items (lazydicom.fragments), which
+    # refuses a missing delimiter, items past the end and more frames than fragments
+    return pixel, implicit
+
+
+def _pixel_element(
+    fd: int, size: int, pixel: dict[str, Any], ts: Any
+) -> tuple[dict[str, Any], bool]:
+    """The Pixel Data element as its bytes say: a transfer syntax that claims
+    Implicit VR for Explicit VR data (or the reverse) must not shift the pixels."""
+    start = pixel["element_start"]
+    head = os.pread(fd, 12, start)
+    if len(head) < 8:
+        raise HeaderError("the file ends inside the Pixel Data element header (truncated)")
+    order = ">" if ts == "1.2.840.10008.1.2.2" else "<"
+    group, element = struct.unpack(order + "HH", head[:4])
+    if (group << 16 | element) != pixel["tag"]:
+        raise HeaderError(f"no Pixel Data element at byte {start} (corrupt header)")
+    explicit = head[4:6] in _PIXEL_VRS and head[6:8] == b"\0\0"
+    if explicit:
+        if len(head) < 12:
+            raise HeaderError("the file ends inside the Pixel Data element header (truncated)")
+        (length,) = struct.unpack(order + "I", head[8:12])
+        vr = head[4:6].decode()
+    else:
+        (length,) = struct.unpack(order + "I", head[4:8])
+        vr = "OB" if pixel.get("vr") == "OB" else "OW"
+    return dict(pixel, vr=vr, length=length), not explicit
+
+
+def _number_of_frames(base: dict[str, Any]) -> int:
+    value = base.get("NumberOfFrames")
+    if value is None:
+        return 1
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise HeaderError(f"NumberOfFrames is {value!r}, not a positive whole number")
+    return value
+
+
+def _check_claim(base: dict[str, Any], n_frames: int, room: int, where: str) -> None:
+    """NumberOfFrames frames of the described size must fit in ``room`` bytes."""
+    try:
+        bits = (
+            int(base["Rows"])
+            * int(base["Columns"])
+            * int(base.get("SamplesPerPixel") or 1)
+            * int(base["BitsAllocated"])
+        )
+    except (KeyError, TypeError, ValueError):
+        return  # _frames names the missing attribute
+    if base.get("PhotometricInterpretation") == "YBR_FULL_422":
+        bits = bits * 2 // 3
+    need = -(-n_frames * bits // 8)
+    if bits > 0 and need > room + 1:  # +1: odd lengths are padded
+        raise HeaderError(
+            f"NumberOfFrames {n_frames} of {base['Rows']}x{base['Columns']} need "
+            f"{need} bytes but {where} holds {room}"
+        )
+
+
+def _check_no_pixels(fd: int, size: int, base: dict[str, Any]) -> None:
+    """A file without Pixel Data is an object (presentation state, SR...), unless
+    it describes an image or ends inside an element: then it was cut short."""
+    sop = base.get("SOPClassUID")
+    name = UID(sop).name if isinstance(sop, str) else ""
+    if name.endswith("Image Storage") or name in _PIXEL_SOP_CLASSES:
+        raise HeaderError(
+            f"no Pixel Data, although it is a {name} object: the file is truncated"
+        )
+    if base.get("Rows") and base.get("Columns") and base.get("BitsAllocated"):
+        raise HeaderError(
+            "no Pixel Data, although it describes an image (Rows, Columns, "
+            "BitsAllocated): the file is truncated"
+        )
+    if _fastheader.ends_inside_element(fd, size):
+        raise HeaderError("the file ends inside an element: it is truncated")
 
 
 def _frames(

@@ -1,28 +1,40 @@
 """The index: one row per frame of every DICOM file under a folder.
 
 Built once by reading every header (never the pixels), persisted beside the
-data in ``.lazydicom/index.arrow`` and refreshed incrementally: a refresh stats
-the folder, re-reads only files that are new or whose size or modification
-time changed, and drops rows of removed files. Files that could not be read
-are remembered with the reason (and their size/mtime) so that an unchanged
+data in ``.lazydicom/`` and refreshed incrementally: a refresh stats the
+folder, re-reads only files that are new or whose size or modification time
+changed, and drops rows of removed files. Files that could not be read are
+remembered with the reason (and their size/mtime) so that an unchanged
 folder is reopened without opening any DICOM file.
 
-The table is a :class:`pandas.DataFrame`; it is persisted as Arrow IPC
-(pyarrow), which loads in milliseconds. Writes go to a temporary file that is
-then renamed over the old one, so a killed process leaves the last good index.
+The table is a :class:`pandas.DataFrame` typed by :mod:`lazydicom.schema`;
+it is persisted as Arrow IPC (pyarrow), which loads in milliseconds.
+
+Persistence is a small commit protocol. A save writes the frame table and
+the table of skipped files under new names (``index-<generation>.arrow``,
+``skipped-<generation>.arrow``), flushes them, then replaces the pointer
+``index.json`` atomically: it names the generation and holds each data
+file's size and CRC-32. The pointer is the commit: a process killed at any
+point leaves the previous index or the new one, never a mix, and the files
+of an unfinished save are removed by the next run. A load checks the
+pointer, the checksums, the schema and the storage invariants
+(:func:`lazydicom.schema.check_index`); on any doubt it warns
+(:class:`~lazydicom.errors.DamagedIndexWarning`) and rebuilds the index from
+the DICOM files. Saves hold a lock (``index.lock``), so concurrent processes
+never remove each other's files.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
+import re
 import sys
-import tempfile
+import uuid
 import warnings
+import zlib
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +43,36 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 
-from .errors import SkippedFilesWarning
+from . import commits, disk, schema
+from .errors import (
+    DamagedIndexWarning,
+    InvalidValueWarning,
+    OutsideDatabaseError,
+    SkippedFilesWarning,
+)
 from .header import HeaderError, read_attributes, read_header
 from .scan import INDEX_DIRNAME, FileStat, scan_folder
 from .tags import Attribute, resolve
+from .workers import process_pool
 
-__all__ = ["Index", "FORMAT_VERSION"]
+__all__ = ["Index", "FORMAT_VERSION", "read_files", "default_location"]
 
-#: Bumped whenever the columns or their meaning change; older indexes are rebuilt.
-FORMAT_VERSION = 2
-_INDEX_FILE = "index.arrow"
-_SKIPPED_FILE = "skipped.arrow"
-_META_FILE = "index.json"
+#: Bumped whenever the files or their columns change; other versions are rebuilt.
+FORMAT_VERSION = 3
+_POINTER = "index.json"
+_LOCK = "index.lock"
+_DATA = ("index", "skipped")  # the data files of a generation: <kind>-<generation>.arrow
+_DATA_NAME = re.compile(r"^(index|skipped)-([0-9a-f]{16})\.arrow$")
+_LEGACY = ("index.arrow", "skipped.arrow")  # format 1
+_CACHE_DIR = "cache.zarr"
+_PARTIAL = (".partial",)  # zarr LocalStore's temporary files (cache fills)
 _PARALLEL_MIN_FILES = 96  # below this, starting processes costs more than it saves
 _CHUNK = 32  # files per task sent to a worker process
+_LOAD_ATTEMPTS = 3  # a concurrent save may replace the files being loaded
+
+
+class _Damaged(Exception):
+    """The persisted index failed a check; the message says which."""
 
 
 def _read_files(root: str, files: Sequence[tuple[str, int, int]], extra: Sequence[str]):
@@ -70,13 +98,6 @@ def _read_into_rows(root, files, attrs, rows, skipped) -> None:
         for row in frames:
             row["path"], row["size"], row["mtime"] = rel, size, mtime
             rows.append(row)
-
-
-def _pool_context():
-    # The platform's default start method, as dask's process scheduler uses
-    # (fork on Linux before Python 3.14, forkserver after; spawn elsewhere), so
-    # multiprocessing.set_start_method() set by the user is respected.
-    return multiprocessing.get_context()
 
 
 def _progress(total: int, enabled: bool | None, desc: str):
@@ -119,7 +140,7 @@ def read_files(
         else:
             chunk = max(1, min(_CHUNK * 4, len(todo) // (workers * 4) or 1))
             parts = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
-            with ProcessPoolExecutor(workers, mp_context=_pool_context()) as pool:
+            with process_pool(workers) as pool:
                 for part, (r, s) in zip(
                     parts, pool.map(_read_files, [root] * len(parts), parts, [extra] * len(parts))
                 ):
@@ -136,80 +157,118 @@ def read_files(
 # ---------------------------------------------------------------- persistence
 
 
-def _to_arrow(df: pd.DataFrame) -> pa.Table:
-    """Arrow table of the index; tuples become lists, mixed-type columns text."""
-    arrays, names = [], []
-    for name in df.columns:
-        values = df[name]
-        if values.dtype == object:
-            try:
-                arr = pa.array(values.tolist(), from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                arr = pa.array([None if v is None else str(v) for v in values.tolist()])
-        else:
-            arr = pa.array(values.to_numpy(), from_pandas=True)
-        arrays.append(arr)
-        names.append(str(name))
-    return pa.Table.from_arrays(arrays, names=names)
-
-
-def _from_arrow(table: pa.Table) -> pd.DataFrame:
-    """DataFrame of the index; list columns (multi-valued attributes) become tuples."""
-    lists = [
-        f.name for f in table.schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)
-    ]
-    if not lists:
-        return table.to_pandas()
-    df = table.drop_columns(lists).to_pandas()
-    # to_pylist is C-fast; pandas' own conversion of list columns is not
-    tuples = {
-        name: [None if v is None else tuple(v) for v in table.column(name).to_pylist()]
-        for name in lists
-    }
-    return pd.concat([df, pd.DataFrame(tuples, index=df.index, dtype=object)], axis=1)
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def default_location(root: Path) -> Path:
-    """Where the index of ``root`` lives: ``root/.lazydicom`` if writable, else a user cache."""
-    here = root / INDEX_DIRNAME
+    """Where the index of ``root`` lives: ``root/.lazydicom`` if writable, else a user cache.
+
+    Raises
+    ------
+    OutsideDatabaseError
+        ``root/.lazydicom`` is a symbolic link (never written through).
+    """
     try:
-        here.mkdir(exist_ok=True)
-        probe = here / ".write-test"
+        here = disk.private_folder(root)
+        probe = here / f".write-test-{uuid.uuid4().hex[:8]}"
         probe.touch()
         probe.unlink()
         return here
-    except OSError:
+    except (PermissionError, OSError) as exc:
+        if isinstance(exc, OutsideDatabaseError):
+            raise
         digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
         base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         return base / "lazydicom" / digest
 
 
+def _arrow_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    feather.write_feather(table, sink, compression="uncompressed")
+    return sink.getvalue().to_pybytes()
+
+
+def _read_table(path: Path, entry: Any) -> pa.Table:
+    """A data file named by the pointer, checked against its size and CRC-32."""
+    if not isinstance(entry, dict):
+        raise _Damaged(f"{_POINTER} describes a data file as {entry!r}")
+    name, size, crc = entry.get("name"), entry.get("size"), entry.get("crc32")
+    if not isinstance(name, str) or not _DATA_NAME.match(name):
+        raise _Damaged(f"{_POINTER} names the data file {name!r}")
+    if not isinstance(size, int) or not isinstance(crc, int):
+        raise _Damaged(f"{_POINTER} gives no size and checksum for {name!r}")
+    data = (path / name).read_bytes()  # FileNotFoundError: handled by the caller
+    if len(data) != size:
+        raise _Damaged(f"{name} holds {len(data)} bytes, {size} were written")
+    if zlib.crc32(data) != crc:
+        raise _Damaged(f"{name} fails its checksum (its bytes changed since it was written)")
+    return feather.read_table(pa.BufferReader(data))
+
+
+def _read_pointer(path: Path) -> dict[str, Any] | None:
+    """The pointer file, None when there is none; _Damaged when it is not one."""
+    try:
+        raw = (path / _POINTER).read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        meta = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _Damaged(f"{_POINTER} is not JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise _Damaged(f"{_POINTER} holds a {type(meta).__name__}, not an object")
+    return meta
+
+
+def _check_meta(meta: dict[str, Any]) -> dict[str, set[str]]:
+    """The on-demand columns of a current-version pointer (checked)."""
+    files, extra = meta.get("files"), meta.get("extra")
+    if not isinstance(files, dict) or set(files) != set(_DATA):
+        raise _Damaged(f"{_POINTER} lists the data files as {files!r}")
+    if not isinstance(extra, dict):
+        raise _Damaged(f"{_POINTER} lists the on-demand columns as {extra!r}")
+    out: dict[str, set[str]] = {}
+    for column, paths in extra.items():
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            raise _Damaged(f"{_POINTER} lists the files read for {column!r} as {paths!r}")
+        try:
+            attr = resolve(column)
+        except Exception:  # noqa: BLE001 - any unknown name is damage
+            raise _Damaged(f"{_POINTER} names an unknown on-demand column {column!r}") from None
+        if attr.derived or attr.column != column:
+            raise _Damaged(f"{_POINTER} names an on-demand column {column!r}")
+        out[column] = set(paths)
+    return out
+
+
+def _remove_unreferenced(location: Path, keep: Iterable[str]) -> None:
+    """Remove data files of other generations, temporary files and format-1 files."""
+    keep = set(keep)
+    try:
+        entries = list(os.scandir(location))
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        stale = (_DATA_NAME.match(name) and name not in keep) or name in _LEGACY
+        temporary = name.startswith((_POINTER, "index-", "skipped-")) and name.endswith(".tmp")
+        stale = stale or temporary
+        if stale and not entry.is_dir(follow_symlinks=False):
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
+
+
 # ---------------------------------------------------------------- the index
 
 
+_EMPTY_SKIPPED: list[pd.DataFrame] = []
+
+
 def _empty_skipped() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "path": pd.Series([], dtype=object),
-            "size": [],
-            "mtime": [],
-            "reason": pd.Series([], dtype=object),
-        }
-    )
+    if not _EMPTY_SKIPPED:
+        types = schema.SKIPPED
+        arrays = [pa.array([], type=t) for t in types.values()]
+        _EMPTY_SKIPPED.append(schema.from_arrow(pa.Table.from_arrays(arrays, names=list(types))))
+    return _EMPTY_SKIPPED[0].copy()
 
 
 class Index:
@@ -226,7 +285,9 @@ class Index:
     table : pandas.DataFrame
         One row per frame (and one per object without pixels, ``IsImage`` False).
     skipped : pandas.DataFrame
-        Files that are not indexed, with columns path, size, mtime, reason.
+        Files that are not indexed, with columns path, size, mtime, reason
+        (size and mtime -1 for what the scan could not list: folders,
+        names that are not UTF-8).
     """
 
     def __init__(self, root: str | os.PathLike, location: str | os.PathLike | None = None):
@@ -235,35 +296,81 @@ class Index:
             scan_folder(self.root)  # raises the documented FileNotFoundError
         self.location = Path(location) if location is not None else default_location(self.root)
         self.location.mkdir(parents=True, exist_ok=True)
+        disk.check_inside(self.location, self.location / _CACHE_DIR)
         self._table: pd.DataFrame | None = pd.DataFrame()
         self._arrow: pa.Table | None = None  # the loaded index, until table is first used
         self.skipped = _empty_skipped()
         #: extra columns (non-default attributes) and the files already read for them
         self.extra: dict[str, set[str]] = {}
+        self._housekeeping()
         self._load()
 
     # -- persistence -----------------------------------------------------------
 
+    def _housekeeping(self) -> None:
+        """Finish or remove what killed processes left (writes, saves, cache fills)."""
+        private = self.root / INDEX_DIRNAME
+        if private.is_dir() and not private.is_symlink() and os.access(self.root, os.W_OK):
+            commits.recover(self.root)
+        if disk.open_session(self.location):
+            disk.remove_partial_files(self.location / _CACHE_DIR, _PARTIAL)
+
     def _load(self) -> None:
-        meta_path = self.location / _META_FILE
+        """Load the persisted index, or leave it empty (to be rebuilt) with a warning
+        when it is damaged."""
+        for _ in range(_LOAD_ATTEMPTS):
+            try:
+                meta = _read_pointer(self.location)
+                if meta is None:
+                    return  # no index yet
+                if meta.get("version") != FORMAT_VERSION:
+                    return  # another format: rebuilt, its files removed at the save
+                extra = _check_meta(meta)
+                arrow = _read_table(self.location, meta["files"]["index"])
+                skipped = _read_table(self.location, meta["files"]["skipped"])
+                schema.check_index(arrow, extra)
+                schema.check_skipped(skipped)
+            except FileNotFoundError:
+                continue  # replaced by a concurrent save: read the new pointer
+            except _Damaged as exc:
+                return self._damaged(str(exc))
+            except (schema.SchemaError, pa.ArrowException, OSError, ValueError) as exc:
+                return self._damaged(f"{type(exc).__name__}: {exc}")
+            # Converting ~90 columns to pandas costs more than the rest of a reopen;
+            # it is done when the table is first used (refresh needs three columns).
+            self._arrow, self._table = arrow, None
+            self.skipped = schema.from_arrow(skipped)
+            self.extra = extra
+            self._clean(keep=[meta["files"][k]["name"] for k in _DATA])
+            return
+        self._damaged(f"its data files are missing (named by {_POINTER})")
+
+    def _damaged(self, reason: str) -> None:
+        warnings.warn(
+            f"The index in {str(self.location)!r} is damaged ({reason}); it is rebuilt from "
+            "the DICOM files.",
+            DamagedIndexWarning,
+            stacklevel=4,
+        )
+
+    def _clean(self, keep: Iterable[str]) -> None:
+        """Remove files of unfinished saves, unless a save is running right now."""
+        lock = disk.Lock(self.location / _LOCK)
         try:
-            meta = json.loads(meta_path.read_text())
-            if meta.get("version") != FORMAT_VERSION:
+            if not lock.acquire(blocking=False):
                 return
-            arrow = feather.read_table(self.location / _INDEX_FILE, memory_map=False)
-            skipped = feather.read_table(self.location / _SKIPPED_FILE).to_pandas()
-        except (OSError, ValueError, pa.ArrowException):
-            return  # no index yet, or an unreadable one: rebuilt from the files
-        # Converting ~90 columns to pandas costs more than the rest of a reopen;
-        # it is done when the table is first used (refresh needs three columns).
-        self._arrow, self._table, self.skipped = arrow, None, skipped
-        self.extra = {k: set(v) for k, v in meta.get("extra", {}).items()}
+        except OSError:
+            return  # read-only location
+        try:
+            _remove_unreferenced(self.location, keep)
+        finally:
+            lock.release()
 
     @property
     def table(self) -> pd.DataFrame:
         """One row per frame (and per object without pixels); see the class docstring."""
         if self._table is None:
-            self._table = _from_arrow(self._arrow)
+            self._table = schema.from_arrow(self._arrow)
             self._arrow = None
         return self._table
 
@@ -272,27 +379,34 @@ class Index:
         self._table, self._arrow = value, None
 
     def save(self) -> None:
-        """Persist the index atomically (each file is written then renamed)."""
-        arrow = _to_arrow(self.table)
-        _atomic_write(
-            self.location / _INDEX_FILE,
-            lambda p: feather.write_feather(arrow, p, compression="uncompressed"),
-        )
+        """Persist the index: data files of a new generation, then the pointer (the commit).
+
+        Values that do not fit their column are stored as absent and reported
+        with an :class:`~lazydicom.errors.InvalidValueWarning`.
+        """
+        table = self.table.reset_index(drop=True)
+        arrow, problems = schema.to_arrow(table, self.extra)
+        skipped, _ = schema.to_arrow(self.skipped.reset_index(drop=True), types=schema.SKIPPED)
+        if problems:
+            _warn_values(problems, table)
+        generation = uuid.uuid4().hex[:16]
+        files: dict[str, dict[str, Any]] = {}
+        with disk.locked(self.location / _LOCK):
+            for kind, data in (("index", _arrow_bytes(arrow)), ("skipped", _arrow_bytes(skipped))):
+                name = f"{kind}-{generation}.arrow"
+                disk.atomic_write(self.location / name, data)
+                files[kind] = {"name": name, "size": len(data), "crc32": zlib.crc32(data)}
+            meta = {
+                "version": FORMAT_VERSION,
+                "root": str(self.root),
+                "files": files,
+                "extra": {k: sorted(v) for k, v in self.extra.items()},
+            }
+            disk.atomic_write(self.location / _POINTER, json.dumps(meta).encode())
+            _remove_unreferenced(self.location, [f["name"] for f in files.values()])
         # what a later open() loads, so a fresh and a reopened index are equal
-        self.table = _from_arrow(arrow)
-        skipped = self.skipped
-        _atomic_write(
-            self.location / _SKIPPED_FILE,
-            lambda p: feather.write_feather(
-                _to_arrow(skipped.reset_index(drop=True)), p, compression="uncompressed"
-            ),
-        )
-        meta = {
-            "version": FORMAT_VERSION,
-            "root": str(self.root),
-            "extra": {k: sorted(v) for k, v in self.extra.items()},
-        }
-        _atomic_write(self.location / _META_FILE, lambda p: Path(p).write_text(json.dumps(meta)))
+        self.table = schema.from_arrow(arrow)
+        self.skipped = schema.from_arrow(skipped)
 
     # -- refresh ------------------------------------------------------------------
 
@@ -305,13 +419,12 @@ class Index:
         for frame in ((self.table,) if self._table is not None else ()) + (self.skipped,):
             if len(frame):
                 # rows of one file repeat the same values: later ones just overwrite
+                size = frame["size"].astype(np.int64)
+                files = size >= 0  # not the scan's problems (folders, names)
                 known.update(
                     zip(
-                        frame["path"].tolist(),
-                        zip(
-                            frame["size"].astype(np.int64).tolist(),
-                            frame["mtime"].astype(np.int64).tolist(),
-                        ),
+                        frame["path"][files].tolist(),
+                        zip(size[files].tolist(), frame["mtime"][files].astype(np.int64).tolist()),
                     )
                 )
         return known
@@ -324,12 +437,32 @@ class Index:
         dict
             Counts ``{"added": .., "changed": .., "removed": .., "skipped": ..}``.
         """
-        files = scan_folder(self.root)
+        found = scan_folder(self.root)
+        known = self._known()
+        on_disk = {f.path for f in found.files}
+        todo = [f for f in found.files if known.get(f.path) != (f.size, f.mtime)]
+        removed = set(known) - on_disk
+        return self._apply(
+            todo, removed, progress=progress, workers=workers, known=known, problems=found.problems
+        )
+
+    def sync(self, folder: str | os.PathLike) -> dict:
+        """Bring the index in line with one sub-folder of the root (recursively).
+
+        What another process wrote there since this index was read is added,
+        what it removed is dropped; the rest of the folder is not walked.
+        """
+        folder = Path(folder)
+        disk.check_inside(self.root, folder)  # a link out of the folder is not walked
+        rel = folder.relative_to(self.root).as_posix()
+        prefix = "" if rel == "." else f"{rel}/"
+        files = scan_folder(folder).files if folder.is_dir() else []
+        files = [FileStat(prefix + f.path, f.size, f.mtime) for f in files]
         known = self._known()
         on_disk = {f.path for f in files}
         todo = [f for f in files if known.get(f.path) != (f.size, f.mtime)]
-        removed = set(known) - on_disk
-        return self._apply(todo, removed, progress=progress, workers=workers, known=known)
+        removed = {p for p in known if p.startswith(prefix) and p not in on_disk}
+        return self._apply(todo, removed, progress=False, workers=1, known=known)
 
     def _apply(
         self,
@@ -339,8 +472,13 @@ class Index:
         progress: bool | None,
         workers: int | None,
         known: dict | None = None,
+        problems: list[tuple[str, str]] | None = None,
     ) -> dict:
-        """Read ``todo``, drop ``removed`` and stale rows, save; return counts."""
+        """Read ``todo``, drop ``removed`` and stale rows, save; return counts.
+
+        ``problems`` (from a scan of the whole folder) replace the scan's rows
+        of the skipped table.
+        """
         known = self._known() if known is None else known
         stale = removed | {f.path for f in todo if f.path in known}
         counts = {
@@ -349,20 +487,34 @@ class Index:
             "removed": len(removed),
             "skipped": 0,
         }
-        if not todo and not removed:
+        skip = self.skipped
+        problem_rows = [
+            {"path": path, "size": -1, "mtime": -1, "reason": reason}
+            for path, reason in (problems or ())
+        ]
+        listed = skip[skip["size"].astype(np.int64) < 0] if len(skip) else skip
+        problems_changed = problems is not None and sorted(
+            zip(listed["path"].tolist(), listed["reason"].tolist())
+        ) != sorted((r["path"], r["reason"]) for r in problem_rows)
+        if problem_rows:
+            _warn_skipped(problem_rows, "file(s) or folder(s) under the folder cannot be indexed")
+        if not todo and not removed and not problems_changed:
             return counts
         extra = sorted(self.extra)
         rows, skipped = read_files(self.root, todo, extra, workers=workers, progress=progress)
-        table, skip = self.table, self.skipped
+        table = self.table
         if stale and len(table):
             table = table[~table["path"].isin(stale)]
         if stale and len(skip):
             skip = skip[~skip["path"].isin(stale)]
+        if problems is not None and len(skip):
+            skip = skip[skip["size"].astype(np.int64) >= 0]
         if rows:
             new = pd.DataFrame.from_records(rows)
             table = pd.concat([table, new], ignore_index=True) if len(table) else new
-        if skipped:
-            new_skip = pd.DataFrame.from_records(skipped)
+        added = skipped + (problem_rows if problems is not None else [])
+        if added:
+            new_skip = pd.DataFrame.from_records(added)
             skip = pd.concat([skip, new_skip], ignore_index=True) if len(skip) else new_skip
         if len(table):
             table = table.sort_values(["path", "FrameNumber"], kind="stable")
@@ -405,13 +557,18 @@ class Index:
 
         Attributes that are not kept by default (any keyword or tag, private tags
         included) are read from the headers of the files in ``paths`` (all files
-        by default), never from pixel data, and kept in the index.
+        by default), never from pixel data, and kept in the index, typed as
+        the default columns are (see :mod:`lazydicom.schema`). A file changed
+        since it was indexed is indexed again first, so its values never mix
+        two versions of the file.
         """
         attrs = [n if isinstance(n, Attribute) else resolve(n) for n in names]
         columns = [a.column for a in attrs]
         missing = [a for a in attrs if not a.derived and a.column not in self.table.columns]
         missing += [a for a in attrs if a.column in self.extra and a not in missing]
         if not missing or not len(self.table):
+            for a in missing:  # read for every file indexed from now on
+                self.extra.setdefault(a.column, set())
             for a in attrs:
                 if a.column not in self.table.columns:
                     self.table[a.column] = None
@@ -424,6 +581,7 @@ class Index:
                 todo.setdefault(p, []).append(a)
         if not todo:
             return columns
+        self._reindex_changed(todo)
         table = self.table
         for a in missing:
             if a.column not in table.columns:
@@ -432,29 +590,61 @@ class Index:
                 table[a.column] = table[a.column].astype(object)
         by_path = table.groupby("path", sort=False).indices
         for p, want in todo.items():
-            values = read_attributes(self.root / p, want)
             positions = by_path.get(p, [])
+            if not len(positions):
+                continue  # removed, or skipped when indexed again
+            with warnings.catch_warnings():  # pydicom's notes on odd values, as in _read_files
+                warnings.simplefilter("ignore", UserWarning)
+                values = read_attributes(self.root / p, want)
             for pos, frame_values in zip(positions, values):
                 for a in want:
                     table.iat[pos, table.columns.get_loc(a.column)] = frame_values.get(a.column)
         for a in missing:
             self.extra.setdefault(a.column, set()).update(paths)
-            col = table[a.column]
-            if col.map(lambda v: v is None or isinstance(v, int | float)).all():
-                table[a.column] = pd.to_numeric(col, errors="coerce") if col.notna().any() else col
         self.table = table
         self.save()
         return columns
 
+    def _reindex_changed(self, todo: dict[str, list[Attribute]]) -> None:
+        """Index again the files of ``todo`` whose size or mtime changed since indexed."""
+        known = self._known()
+        changed = []
+        for p in todo:
+            try:
+                st = (self.root / p).stat()
+                version: tuple[int, int] | None = (st.st_size, st.st_mtime_ns)
+            except OSError:
+                version = None
+            if version != known.get(p):
+                changed.append(p)
+        if changed:
+            self.update_files(changed)
 
-def _warn_skipped(skipped: list[dict[str, Any]]) -> None:
+
+def _warn_skipped(skipped: list[dict[str, Any]], what: str = "file(s) were not indexed") -> None:
     lines = [f"  {s['path']!r}: {s['reason']}" for s in skipped[:10]]
     more = f"\n  ... and {len(skipped) - 10} more" if len(skipped) > 10 else ""
     warnings.warn(
-        f"{len(skipped)} file(s) were not indexed:\n"
+        f"{len(skipped)} {what}:\n"
         + "\n".join(lines)
         + more
         + "\nSee Database.skipped() for the full list.",
         SkippedFilesWarning,
+        stacklevel=4,
+    )
+
+
+def _warn_values(problems: list[schema.Problem], table: pd.DataFrame) -> None:
+    paths = table["path"].tolist() if "path" in table.columns else []
+    lines = [
+        f"  {paths[p.row] if p.row < len(paths) else '?'!r}: {p.column}={p.value!r} "
+        f"(expected {p.expected})"
+        for p in problems[:10]
+    ]
+    more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+    warnings.warn(
+        f"{len(problems)} attribute value(s) do not fit their attribute's type and are "
+        "indexed as absent:\n" + "\n".join(lines) + more,
+        InvalidValueWarning,
         stacklevel=4,
     )

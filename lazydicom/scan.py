@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import DatabaseNotFoundError
+from .errors import DatabaseNotFoundError, UnreadableFolderError
 
-__all__ = ["FileStat", "scan_folder", "INDEX_DIRNAME"]
+__all__ = ["FileStat", "Scan", "scan_folder", "INDEX_DIRNAME"]
 
 #: Hidden folder beside the data where lazydicom keeps its index and cache.
 INDEX_DIRNAME = ".lazydicom"
@@ -30,11 +30,31 @@ class FileStat(NamedTuple):
     mtime: int
 
 
-def scan_folder(root: str | os.PathLike) -> list[FileStat]:
+class Scan(NamedTuple):
+    """What a scan found: the files, and what it could not list, with the reason.
+
+    ``problems`` holds ``(path, reason)`` for folders that cannot be listed,
+    names that are not valid UTF-8 (shown with ``\\x..`` escapes), symbolic
+    links to folders (not followed, they could loop) and entries that are not
+    regular files; the index reports them in ``Database.skipped()``.
+    """
+
+    files: list[FileStat]
+    problems: list[tuple[str, str]]
+
+
+def _shown(name: str) -> str:
+    """A name as text: bytes that are not UTF-8 as ``\\xNN`` escapes."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def scan_folder(root: str | os.PathLike) -> Scan:
     """List every regular file under ``root``, recursively, in sorted order.
 
-    Hidden folders of lazydicom (``.lazydicom``) are skipped, as are symbolic
-    links to folders (which could loop). Files may have any name and extension.
+    Hidden folders of lazydicom (``.lazydicom``) are skipped. Symbolic links
+    to folders are not followed (they could loop) and are reported, as are
+    folders that cannot be listed and names that are not valid UTF-8 (the
+    index stores paths as text). Files may have any name and extension.
 
     Parameters
     ----------
@@ -43,7 +63,7 @@ def scan_folder(root: str | os.PathLike) -> list[FileStat]:
 
     Returns
     -------
-    list of FileStat
+    Scan
 
     Raises
     ------
@@ -51,6 +71,8 @@ def scan_folder(root: str | os.PathLike) -> list[FileStat]:
         If ``root`` does not exist (a ``FileNotFoundError``).
     NotADirectoryError
         If ``root`` is a file.
+    UnreadableFolderError
+        If ``root`` cannot be listed (a ``PermissionError``).
     """
     root = Path(root)
     if not root.exists():
@@ -58,14 +80,24 @@ def scan_folder(root: str | os.PathLike) -> list[FileStat]:
     if not root.is_dir():
         raise NotADirectoryError(f"lazydicom.open expects a folder, {str(root)!r} is a file")
     found: list[FileStat] = []
-    unnamed: list[str] = []
+    problems: list[tuple[str, str]] = []
     stack = [(str(root), "")]
     while stack:
         folder, rel = stack.pop()
         try:
             entries = list(os.scandir(folder))
-        except OSError:
-            continue  # an unreadable sub-folder is not fatal; its files are not listed
+        except OSError as exc:
+            if not rel:
+                raise UnreadableFolderError(
+                    f"Cannot list the folder {str(root)!r} ({exc.strerror or exc}); "
+                    "check that you may read it"
+                ) from None
+            if not isinstance(exc, FileNotFoundError):  # else: removed while scanning
+                problems.append(
+                    (rel, f"cannot list this folder ({exc.strerror or exc}): its files are "
+                     "not indexed")
+                )
+            continue
         for entry in entries:
             name = entry.name
             try:
@@ -73,7 +105,10 @@ def scan_folder(root: str | os.PathLike) -> list[FileStat]:
             except UnicodeEncodeError:
                 # bytes that are not UTF-8 (os.fsdecode's surrogates): the index
                 # stores paths as text, so such a file cannot be indexed
-                unnamed.append(f"{rel}{name!r}")
+                problems.append(
+                    (f"{_shown(rel)}{_shown(name)}",
+                     "the name is not valid UTF-8: rename it to index it")
+                )
                 continue
             try:
                 if entry.is_dir(follow_symlinks=False):
@@ -82,18 +117,17 @@ def scan_folder(root: str | os.PathLike) -> list[FileStat]:
                 elif entry.is_file():
                     st = entry.stat()
                     found.append(FileStat(f"{rel}{name}", st.st_size, st.st_mtime_ns))
-            except OSError:
-                continue  # vanished while scanning
+                elif entry.is_symlink():
+                    what = "a folder" if entry.is_dir() else "nothing (a broken link)"
+                    problems.append(
+                        (f"{rel}{name}", f"a symbolic link to {what}: not followed")
+                    )
+                else:
+                    problems.append((f"{rel}{name}", "not a regular file"))
+            except FileNotFoundError:
+                continue  # removed while scanning
+            except OSError as exc:
+                problems.append((f"{rel}{name}", f"cannot read ({exc.strerror or exc})"))
     found.sort(key=lambda f: f.path)
-    if unnamed:
-        import warnings
-
-        from .errors import SkippedFilesWarning
-
-        warnings.warn(
-            f"{len(unnamed)} file or folder name(s) under {str(root)!r} are not valid UTF-8 "
-            f"and were not indexed (rename them to include them): {unnamed[:5]}",
-            SkippedFilesWarning,
-            stacklevel=3,
-        )
-    return found
+    problems.sort()
+    return Scan(found, problems)

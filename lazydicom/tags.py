@@ -12,20 +12,22 @@ Python values (float, int, str, tuples of those) that the index stores.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.datadict import dictionary_VR, keyword_dict, keyword_for_tag, tag_for_keyword
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.valuerep import DA, DT, TM, PersonName
 
 from .errors import UnknownAttributeError
 
-__all__ = ["Attribute", "resolve", "plain_value", "DERIVED"]
+__all__ = ["Attribute", "resolve", "suggest", "plain_value", "DERIVED"]
 
 #: Attributes computed by lazydicom rather than read from one element.
 DERIVED = {
@@ -113,11 +115,37 @@ def resolve(name: str | int) -> Attribute:
     match = _HEX_TAG.match(name.strip())
     if match:
         return resolve(int(match.group(2), 16))
+    close = suggest(name)
+    hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
     raise UnknownAttributeError(
         f"{name!r} is not a DICOM keyword, a tag such as '(0018,0080)' or 0x00180080, "
-        f"nor a derived attribute ({', '.join(sorted(DERIVED))}); "
+        f"nor a derived attribute ({', '.join(sorted(DERIVED))}); {hint}"
         "keywords are case-sensitive, e.g. 'FlipAngle'"
     )
+
+
+@lru_cache(maxsize=1)
+def _names() -> dict[str, str]:
+    names = {k: k for k in keyword_dict}
+    names.update({k: k for k in DERIVED})
+    return names
+
+
+def suggest(name: str, n: int = 3) -> list[str]:
+    """Keywords (or derived attributes) close to a misspelt ``name``, best first.
+
+    Examples
+    --------
+    >>> suggest("FlipAngel")
+    ['FlipAngle']
+    >>> suggest("sliceLocation")
+    ['SliceLocation']
+    """
+    names = _names()
+    exact = [k for k in names if k.lower() == name.lower()]
+    if exact:
+        return exact[:n]
+    return difflib.get_close_matches(name, list(names), n=n, cutoff=0.8)
 
 
 def vr_of(tag: int) -> str | None:

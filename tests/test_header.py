@@ -29,6 +29,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import (
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
+    GrayscaleSoftcopyPresentationStateStorage,
     ImplicitVRLittleEndian,
     MRImageStorage,
     generate_uid,
@@ -279,9 +280,13 @@ def _synthetic_files(tmp_path: Path) -> list[Path]:
             ds = _dataset()
             _nested_sequences(ds, undefined)
             files.append(_write(tmp_path / f"{sname}-seq-{undefined}.dcm", ds, syntax))
-        # no pixel data (e.g. a presentation state), multi-frame native data
+        # no pixel data (a presentation state: an image without Pixel Data is a
+        # truncated file, see tests/faults), multi-frame native data
         ds = _dataset()
         del ds.PixelData
+        ds.SOPClassUID = GrayscaleSoftcopyPresentationStateStorage
+        for keyword in ("Rows", "Columns", "BitsAllocated"):
+            delattr(ds, keyword)
         files.append(_write(tmp_path / f"{sname}-nopixels.dcm", ds, syntax))
         ds = _dataset()
         ds.NumberOfFrames = 2

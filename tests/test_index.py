@@ -163,13 +163,12 @@ def test_killed_write_leaves_previous_index(tmp_path, monkeypatch):
     db = _open(tmp_path)
     before = db.table().copy()
     write_series(tmp_path / "more", {"InstanceNumber": [1]}, (6, 4))
-    import pyarrow.feather
+    import lazydicom.disk
 
-    def crash(table, path, **kw):
-        Path(path).write_bytes(b"half written")
+    def crash(source, target):  # the new index file is written, not yet renamed
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(pyarrow.feather, "write_feather", crash)
+    monkeypatch.setattr(lazydicom.disk.os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
         db.refresh()
     monkeypatch.undo()
@@ -181,7 +180,7 @@ def test_killed_write_leaves_previous_index(tmp_path, monkeypatch):
 def test_index_elsewhere_and_missing_path(tmp_path):
     write_series(tmp_path / "data", {"InstanceNumber": [1]}, (6, 4))
     db = _open(tmp_path / "data", index_path=tmp_path / "idx")
-    assert (tmp_path / "idx" / "index.arrow").exists()
+    assert (tmp_path / "idx" / "index.json").exists()
     assert not (tmp_path / "data" / ".lazydicom").exists()
     assert len(db.table()) == 1
     with pytest.raises(FileNotFoundError, match="nope"):

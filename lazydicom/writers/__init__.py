@@ -11,22 +11,35 @@ and guarantees are described in ``docs/writing.md``; in short:
   RescaleSlope/RescaleIntercept, NaN/inf refused (see :mod:`.stored`);
 - dask arrays are written block by block in parallel under any dask
   scheduler, each file atomically, and only once every block succeeded
-  (see :mod:`.store`); the index is updated for the written files only.
+  (see :mod:`.store`); the index is updated for the written files only;
+- every argument is checked before anything is written
+  (:class:`~lazydicom.errors.InvalidArgumentError`);
+- writers of one database take turns (a lock in ``.lazydicom``), and each
+  first reads what other processes wrote in its folder since the database was
+  opened, so concurrent writers never share a SeriesNumber, a folder or an
+  InstanceNumber;
+- folders are created, and files renamed, only inside the database: never
+  through a symbolic link (:class:`~lazydicom.errors.OutsideDatabaseError`).
 """
 
 from __future__ import annotations
 
 import atexit
 import dataclasses
+import operator
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from .. import commits, disk
+from ..errors import InvalidArgumentError
+from ..tags import resolve
 from .cells import (
     axis_values,
     block_sizes,
@@ -37,13 +50,14 @@ from .cells import (
     unique_folder,
 )
 from .encoding import encode_element
-from .store import Cell, Job, run, temp_folder, template_elements, write_block
+from .store import Cell, Job, run, template_elements, write_block
 from .stored import NonFiniteError, ds_text
 from .template import (
     GEOMETRY_DEFAULTS,
     Coordinate,
     check_attributes,
     new_series_dataset,
+    next_series_number,
     slice_normal,
 )
 
@@ -137,16 +151,50 @@ def default_coords(shape: Sequence[int], slice_thickness: float = 1.0) -> dict[s
     return out
 
 
-def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(n) for n in shape)
-    except TypeError:
-        raise TypeError(f"shape must be a tuple of ints (x, y, *dims), not {shape!r}") from None
-    if len(shape) < 2 or min(shape) < 1:
-        raise ValueError(f"shape must be (x, y, *dims) with every size >= 1, got {shape}")
-    if shape[0] > 65535 or shape[1] > 65535:
-        raise ValueError(f"DICOM frames hold at most 65535 rows and columns, got {shape[:2]}")
-    return shape
+def _check_shape(shape: Any) -> tuple[int, ...]:
+    """``shape`` as a tuple of ints; refuse strings, floats and sizes below 1."""
+    if isinstance(shape, str | bytes) or not hasattr(shape, "__iter__"):
+        raise InvalidArgumentError(
+            f"shape must be a tuple of ints (x, y, *dims), e.g. (128, 128, 10), not {shape!r}"
+        )
+    sizes = []
+    for n in shape:
+        try:
+            if isinstance(n, bool):
+                raise TypeError
+            sizes.append(operator.index(n))  # 8.7 and '8' are not sizes (int() would take them)
+        except TypeError:
+            raise InvalidArgumentError(
+                f"shape must be a tuple of ints (x, y, *dims); {tuple(shape)!r} holds {n!r}"
+            ) from None
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise InvalidArgumentError(
+            f"shape must be (x, y, *dims) with every size >= 1, got {tuple(sizes)}"
+        )
+    if sizes[0] > 65535 or sizes[1] > 65535:
+        raise InvalidArgumentError(
+            f"DICOM frames hold at most 65535 rows and columns, got {tuple(sizes[:2])}"
+        )
+    return tuple(sizes)
+
+
+@contextmanager
+def _writing(database: Database) -> Iterator[None]:
+    """Writers of one database take turns: hold its write lock."""
+    with disk.locked(disk.private_folder(database.path) / "write.lock"):
+        yield
+
+
+def _check_conflicts(dims: Sequence[Coordinate], attributes: Mapping[str, Any]) -> None:
+    """One attribute cannot be both a coordinate and a value for every frame."""
+    columns = {c.attr.column: c.name for c in dims}
+    for keyword in attributes:
+        column = resolve(keyword).column
+        if column in columns:
+            raise InvalidArgumentError(
+                f"{keyword!r} is given as an attribute of every frame and as the coordinate "
+                f"{columns[column]!r}; give it once"
+            )
 
 
 def _geometry(ds: Any) -> tuple[tuple[float, ...], tuple[float, ...], float]:
@@ -181,46 +229,53 @@ def database_zeros(
     if coords is None:
         coords = default_coords(shape, float(attributes.get("SliceThickness", 1.0) or 1.0))
     dims, values = check_selection(shape, coords, "coords")
+    _check_conflicts(dims, attributes)
     encoded = [axis_values(c, v)[0] for c, v in zip(dims, values, strict=True)]
-    ds = new_series_dataset(attributes, database._index.table)
-    if any(isinstance(v, str) and not v.isascii() for e in encoded for v in e):
-        ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8 coordinate values
-    if "SliceThickness" not in attributes:
-        ds.SliceThickness = ds_text(_spacing(dims, values))
-    origin, normal, _ = _geometry(ds)
-    if "SliceLocation" in attributes:  # one location for all frames: move the origin there
-        location = float(attributes["SliceLocation"])
-        origin = tuple(
-            np.asarray(origin) + (location - np.dot(origin, normal)) * np.asarray(normal)
+    with _writing(database):
+        ds = new_series_dataset(attributes, database._index.table)
+        root = database.path
+        patient = os.path.join(root, folder_name(ds.PatientID))
+        database._index.sync(patient)  # series other processes wrote there since
+        table = database._index.table
+        if "SeriesNumber" not in attributes and len(table):
+            if (table["StudyInstanceUID"] == ds.StudyInstanceUID).any():  # an existing study
+                ds.SeriesNumber = next_series_number(table, ds.StudyInstanceUID)
+        if any(isinstance(v, str) and not v.isascii() for e in encoded for v in e):
+            ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8 coordinate values
+        if "SliceThickness" not in attributes:
+            ds.SliceThickness = ds_text(_spacing(dims, values))
+        origin, normal, _ = _geometry(ds)
+        if "SliceLocation" in attributes:  # one location for all frames: move the origin there
+            location = float(attributes["SliceLocation"])
+            origin = tuple(
+                np.asarray(origin) + (location - np.dot(origin, normal)) * np.asarray(normal)
+            )
+        ds.ImagePositionPatient = [ds_text(v) for v in origin]
+        ds.SliceLocation = ds_text(round(float(np.dot(origin, normal)), 6))
+        folder = unique_folder(
+            os.path.join(
+                patient,
+                folder_name(
+                    ds.StudyDate, ds.StudyDescription or "Study", str(ds.StudyInstanceUID)[-8:]
+                ),
+                folder_name(f"Series_{int(ds.SeriesNumber):03d}", ds.SeriesDescription),
+            )
         )
-    ds.ImagePositionPatient = [ds_text(v) for v in origin]
-    ds.SliceLocation = ds_text(round(float(np.dot(origin, normal)), 6))
-    root = database.path
-    folder = unique_folder(
-        os.path.join(
-            root,
-            folder_name(ds.PatientID),
-            folder_name(
-                ds.StudyDate, ds.StudyDescription or "Study", str(ds.StudyInstanceUID)[-8:]
-            ),
-            folder_name(f"Series_{int(ds.SeriesNumber):03d}", ds.SeriesDescription),
-        )
-    )
-    grid = shape[2:]
-    n = int(np.prod(grid)) if grid else 1
-    width = max(6, len(str(n)))
-    cells = np.empty(grid, dtype=object)
-    for number, index in enumerate(np.ndindex(*grid), start=1):
-        cells[index] = Cell(
-            instance_path(folder, number, width),
-            None,
-            number,
-            tuple(e[i] for e, i in zip(encoded, index, strict=True)),
-        )
-    job = _job(ds, dims, prefer_signed=False, keep_rescale=False)
-    chunks = block_sizes(grid, 2 * shape[0] * shape[1], _workers())
-    array = da.zeros(shape, dtype=np.uint16, chunks=(shape[0], shape[1], *chunks))
-    paths = _write(database, array, cells, job, [folder])
+        grid = shape[2:]
+        n = int(np.prod(grid)) if grid else 1
+        width = max(6, len(str(n)))
+        cells = np.empty(grid, dtype=object)
+        for number, index in enumerate(np.ndindex(*grid), start=1):
+            cells[index] = Cell(
+                instance_path(folder, number, width),
+                None,
+                number,
+                tuple(e[i] for e, i in zip(encoded, index, strict=True)),
+            )
+        job = _job(ds, dims, prefer_signed=False, keep_rescale=False)
+        chunks = block_sizes(grid, 2 * shape[0] * shape[1], _workers())
+        array = da.zeros(shape, dtype=np.uint16, chunks=(shape[0], shape[1], *chunks))
+        paths = _write(database, array, cells, job, [folder])
     if not paths:  # pragma: no cover - shape >= 1 everywhere
         raise ValueError("nothing was written")
     return Series(database, str(ds.SeriesInstanceUID))
@@ -277,7 +332,8 @@ def _write(
 
     blocks = array.to_delayed(optimize_graph=True)
     starts = [np.cumsum((0,) + c) for c in array.chunks[2:]]
-    job = dataclasses.replace(job, tmpdir=temp_folder(database.path))
+    pending = commits.begin(database.path)
+    job = dataclasses.replace(job, tmpdir=pending.path)
     name = f"lazydicom-write-{os.path.basename(job.tmpdir)[len('writing-') :]}"
     job_task = delayed(job, pure=False, name=f"{name}-job")
     tasks = []
@@ -295,7 +351,7 @@ def _write(
                 dask_key_name=(name, block_id),
             )
         )
-    paths = run(tasks, job.tmpdir, folders)
+    paths = run(tasks, pending, folders)
     database._index.update_files(paths)
     return paths
 
@@ -336,10 +392,8 @@ def set_ndarray(
     slice: Mapping[Any, Any] | None = None,
 ) -> None:
     """Write ``array`` into ``series``; see :meth:`Series.set_ndarray`."""
-    import dask.array as da
-
     if (coords is None) == (slice is None):
-        raise ValueError(
+        raise InvalidArgumentError(
             "Give coords (cells by value) or slice (cells by index), exactly one of them; "
             "its keys are the dims of the array after (x, y)"
         )
@@ -347,24 +401,12 @@ def set_ndarray(
     assert selection is not None
     array, lazy = _as_array(array)
     if array.ndim < 2:
-        raise ValueError(f"The array must be (x, y, *dims), got shape {array.shape}")
+        raise InvalidArgumentError(f"The array must be (x, y, *dims), got shape {array.shape}")
     if array.dtype.kind not in "biuf":
-        raise TypeError(f"Cannot write {array.dtype} values as DICOM pixels; give real numbers")
+        raise InvalidArgumentError(
+            f"Cannot write {array.dtype} values as DICOM pixels; give real numbers"
+        )
     dims, values = check_selection(array.shape, selection, "coords" if coords else "slice")
-    columns = series._ensure([c.name for c in dims])
-    table = series.table()
-    if not len(table):
-        raise ValueError(f"{series!r} has no frames to take a header from; use zeros() first")
-    _check_frames(series, table, array.shape)
-    from ..grid import build_grid
-
-    grid = build_grid(table, columns)
-    if slice is not None:
-        values = [
-            slice_values(c, axis, v) for c, axis, v in zip(dims, grid.coords, values, strict=True)
-        ]
-    pairs = [axis_values(c, v) for c, v in zip(dims, values, strict=True)]
-    encoded, keys = [p[0] for p in pairs], [p[1] for p in pairs]
     if not lazy and array.dtype.kind == "f":
         bad = array.size - int(np.count_nonzero(np.isfinite(array)))
         if bad:
@@ -373,7 +415,41 @@ def set_ndarray(
                 "and cannot store them. Replace them first, e.g. numpy.nan_to_num(array). "
                 "Nothing was written."
             )
+    with _writing(series.database):
+        _set_ndarray(series, array, lazy, dims, values, slice is not None)
+
+
+def _set_ndarray(
+    series: Series,
+    array: Any,
+    lazy: bool,
+    dims: Sequence[Coordinate],
+    values: list[list[Any]],
+    by_index: bool,
+) -> None:
+    """:func:`set_ndarray` once the arguments are checked, holding the write lock."""
+    import dask.array as da
+
+    table = series.table()
+    if not len(table):
+        raise ValueError(f"{series!r} has no frames to take a header from; use zeros() first")
     root = series.database.path
+    # files other processes wrote in the series' folder since it was indexed
+    series.database._index.sync(os.path.dirname(os.path.join(root, table["path"].iloc[0])))
+    columns = series._ensure([c.name for c in dims])
+    table = series.table()
+    if not len(table):
+        raise ValueError(f"{series!r} has no frames to take a header from; use zeros() first")
+    _check_frames(series, table, array.shape)
+    from ..grid import build_grid
+
+    grid = build_grid(table, columns)
+    if by_index:
+        values = [
+            slice_values(c, axis, v) for c, axis, v in zip(dims, grid.coords, values, strict=True)
+        ]
+    pairs = [axis_values(c, v) for c, v in zip(dims, values, strict=True)]
+    encoded, keys = [p[0] for p in pairs], [p[1] for p in pairs]
     positions = [{k: i for i, k in enumerate(axis)} for axis in grid.coords]
     paths = table["path"].tolist()
     template_path = os.path.join(root, paths[0])

@@ -11,6 +11,7 @@ file's header with the cell's coordinates set.
 
 from __future__ import annotations
 
+import operator
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InvalidArgumentError, InvalidSelectionError
 from .template import Coordinate, coordinate, fix_private_vr
 
 __all__ = [
@@ -46,27 +48,43 @@ def check_selection(
 
     Raises
     ------
-    ValueError
-        Wrong number of dims, or a dim whose number of values differs from the
-        array's size along it (the message names the dim and both sizes), or a
-        dim that cannot be written.
+    InvalidArgumentError
+        Wrong number of dims, a dim whose number of values differs from the
+        array's size along it (the message names the dim and both sizes), a
+        dim that cannot be written, or one attribute named twice (e.g.
+        ``"FlipAngle"`` and ``"(0018,1314)"``).
     """
+    if not isinstance(selection, Mapping):
+        raise InvalidArgumentError(
+            f"{what} must be a dict {{dim: values}}, not {type(selection).__name__}"
+        )
     dims = list(selection)
     if len(shape) != 2 + len(dims):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"The array has shape {tuple(shape)}: (x, y) and {len(shape) - 2} dim(s), but "
             f"{what} gives {len(dims)} dim(s) {tuple(dims)}; give one entry per dim after (x, y)"
         )
     coords, values = [], []
+    seen: dict[str, Any] = {}
     for i, dim in enumerate(dims):
         coord = coordinate(dim)
+        column = coord.attr.column
+        if column in seen:
+            raise InvalidArgumentError(
+                f"{what} names one attribute twice: {seen[column]!r} and {dim!r} are both "
+                f"{column!r}; give it once"
+            )
+        seen[column] = dim
         vals = _values(dim, selection[dim])
         if len(vals) != shape[2 + i]:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{what}[{dim!r}] has {len(vals)} value(s) but the array has size "
                 f"{shape[2 + i]} along that dim (axis {2 + i}); they must be equal"
             )
         fix_private_vr(coord, vals)
+        if what == "coords":
+            for v in vals:  # each value fits its VR (refused here, before any I/O)
+                coord.encode(v)
         coords.append(coord)
         values.append(vals)
     return coords, values
@@ -79,7 +97,7 @@ def axis_values(coord: Coordinate, values: Sequence[Any]) -> tuple[list[Any], li
     seen: dict[Any, int] = {}
     for i, k in enumerate(keys):
         if k in seen:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{coord.name!r} lists the value {values[i]!r} twice (positions {seen[k]} and "
                 f"{i}); two slices of the array cannot go to one cell"
             )
@@ -92,11 +110,15 @@ def slice_values(coord: Coordinate, axis: Sequence[Any], indices: Any) -> list[A
     out = []
     for i in _values(coord.name, indices):
         try:
-            j = int(i)
+            if isinstance(i, bool):
+                raise TypeError
+            j = operator.index(i)  # 1.7 is not an index (int() would truncate it)
         except (TypeError, ValueError):
-            raise IndexError(f"slice[{coord.name!r}] holds {i!r}, not an index") from None
+            raise InvalidSelectionError(
+                f"slice[{coord.name!r}] holds {i!r}, not an index (an integer)"
+            ) from None
         if not -len(axis) <= j < len(axis):
-            raise IndexError(
+            raise InvalidSelectionError(
                 f"slice[{coord.name!r}] index {j} is out of range: the series has "
                 f"{len(axis)} value(s) of {coord.name!r}"
             )

@@ -4,20 +4,19 @@ A call's work is a :class:`Job` (what every frame shares) and one
 :class:`Cell` per frame (its file, and either the file whose header it keeps
 or its new coordinate values). The array is cut into blocks of whole frames;
 each block is one task that encodes its frames and writes each to a temporary
-file under ``<database>/.lazydicom/`` (never indexed), returning the paths.
-Only when every task has succeeded are the temporary files renamed over their
-targets (``os.replace``, atomic on POSIX and Windows), so a refused or failed
-call leaves no file changed, and an interrupted commit leaves every file
-either old or new, never truncated. Tasks carry small picklable values only,
-so they run on threads, processes and dask.distributed workers alike; memory
-is a few blocks, never the array.
+file in the call's private folder under ``<database>/.lazydicom/`` (never
+indexed), returning the paths. Only when every task has succeeded are the
+temporary files renamed over their targets, through a journal
+(:mod:`lazydicom.commits`), so a refused or failed call leaves no file
+changed, and a process killed while committing has its commit finished by
+the next run: all or nothing, every file either old or new, never truncated.
+Tasks carry small picklable values only, so they run on threads, processes
+and dask.distributed workers alike; memory is a few blocks, never the array.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ import numpy as np
 import pydicom
 from pydicom.uid import generate_uid
 
+from ..commits import Pending
 from .encoding import encode_dataset, encode_element, file_bytes, split_elements, text_value
 from .stored import StoredFrame, ds_text, store_pixels
 
@@ -241,77 +241,16 @@ def _unlink(path: str) -> None:
         pass
 
 
-def temp_folder(root: str) -> str:
-    """A new folder for one call's temporary files, inside the (unscanned) .lazydicom."""
-    from ..scan import INDEX_DIRNAME
+def run(tasks: list[Any], pending: Pending, folders: Sequence[str]) -> list[str]:
+    """Compute write tasks, then commit them (see :mod:`lazydicom.commits`).
 
-    base = os.path.join(root, INDEX_DIRNAME)
-    _remove_abandoned(base)
-    path = os.path.join(base, f"writing-{uuid.uuid4().hex}")
-    os.makedirs(path)
-    return path
-
-
-def _remove_abandoned(base: str, age: float = 86400.0) -> None:
-    """Remove temporary folders of writers killed more than ``age`` seconds ago."""
-    import time
-
-    try:
-        entries = list(os.scandir(base))
-    except OSError:
-        return
-    now = time.time()
-    for entry in entries:
-        try:
-            if entry.name.startswith("writing-") and now - entry.stat().st_mtime > age:
-                shutil.rmtree(entry.path, ignore_errors=True)
-        except OSError:
-            continue
-
-
-def _free_name(path: str) -> str:
-    stem, ext = os.path.splitext(path)
-    return f"{stem}_{uuid.uuid4().hex[:8]}{ext}"
-
-
-def commit(written: Sequence[tuple[str, str, bool]]) -> list[str]:
-    """Rename temporary files over their targets; new files never replace another file."""
-    done = []
-    for tmp, target, new in written:
-        if new and os.path.exists(target):
-            target = _free_name(target)
-        os.replace(tmp, target)
-        done.append(target)
-    return done
-
-
-def run(tasks: list[Any], tmpdir: str, folders: Sequence[str]) -> list[str]:
-    """Compute write tasks, then commit; on any error remove what was written."""
+    On any error everything written is removed and the database is unchanged.
+    """
     import dask
 
     try:
         results = dask.compute(*tasks)
     except BaseException:
-        _discard(tmpdir)
+        pending.discard()
         raise
-    try:
-        for folder in folders:
-            os.makedirs(folder, exist_ok=True)
-        return commit([w for r in results for w in r])
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-
-
-def _discard(tmpdir: str) -> None:
-    """Remove a failed call's temporary files, even while its other tasks still run.
-
-    A scheduler re-raises the first task error while other tasks may still be
-    writing: the folder is renamed first, so their next file cannot be created
-    (they fail and stop), then removed.
-    """
-    gone = f"{tmpdir}-discarded"
-    try:
-        os.rename(tmpdir, gone)
-    except OSError:
-        gone = tmpdir
-    shutil.rmtree(gone, ignore_errors=True)
+    return pending.commit([w for r in results for w in r], folders)

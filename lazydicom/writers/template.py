@@ -29,6 +29,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import MRImageStorage, generate_uid
 
+from ..errors import InvalidArgumentError
 from ..grid import axis_key
 from ..tags import Attribute, plain_value, resolve
 from .stored import ds_text
@@ -39,6 +40,7 @@ __all__ = [
     "new_series_dataset",
     "slice_normal",
     "check_attributes",
+    "next_series_number",
     "GEOMETRY_DEFAULTS",
 ]
 
@@ -118,14 +120,46 @@ class Coordinate:
         return axis_key(plain_value(elem.value))
 
 
+#: Integers each VR can store (IS: the range DICOM allows, PS3.5 6.2).
+_INT_RANGES = {
+    "US": (0, 2**16 - 1),
+    "SS": (-(2**15), 2**15 - 1),
+    "UL": (0, 2**32 - 1),
+    "SL": (-(2**31), 2**31 - 1),
+    "SV": (-(2**63), 2**63 - 1),
+    "UV": (0, 2**64 - 1),
+    "IS": (-(2**31), 2**31 - 1),
+}
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _number(name: Any, value: Any) -> float:
+    if isinstance(value, str | bytes):
+        raise InvalidArgumentError(f"{name!r} values must be numbers, got {value!r}")
     try:
         f = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name!r} values must be numbers, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidArgumentError(f"{name!r} values must be numbers, got {value!r}") from None
     if not math.isfinite(f):
-        raise ValueError(f"{name!r} values must be finite numbers, got {value!r}")
+        raise InvalidArgumentError(f"{name!r} values must be finite numbers, got {value!r}")
     return f
+
+
+def _integer(name: Any, vr: str, value: Any) -> int:
+    """An integer ``vr`` can store, exactly (Python ints are not rounded through float)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    else:
+        f = _number(name, value)
+        if not f.is_integer():
+            raise InvalidArgumentError(f"{name!r} ({vr}) takes integers; {value!r} is not one")
+        n = int(f)
+    low, high = _INT_RANGES[vr]
+    if not low <= n <= high:
+        raise InvalidArgumentError(
+            f"{name!r} ({vr}) stores integers from {low} to {high}; {value!r} is out of range"
+        )
+    return n
 
 
 def _encode_one(name: Any, vr: str, v: Any) -> Any:
@@ -134,16 +168,18 @@ def _encode_one(name: Any, vr: str, v: Any) -> Any:
     if vr == "DS":
         return ds_text(_number(name, v))
     if vr == "IS":
-        f = _number(name, v)
-        if not f.is_integer():
-            raise ValueError(f"{name!r} is an integer string (IS); {v!r} is not an integer")
-        return str(int(f))
+        return str(_integer(name, vr, v))
     if vr in ("US", "SS", "UL", "SL", "SV", "UV"):
+        return _integer(name, vr, v)
+    if vr == "FL":
         f = _number(name, v)
-        if not f.is_integer():
-            raise ValueError(f"{name!r} ({vr}) takes integers; {v!r} is not one")
-        return int(f)
-    if vr in ("FL", "FD"):
+        if abs(f) > _FLOAT32_MAX:
+            raise InvalidArgumentError(
+                f"{name!r} is FL (a 32-bit float, at most {_FLOAT32_MAX:.7g} in magnitude); "
+                f"{v!r} would be stored as infinity"
+            )
+        return f
+    if vr == "FD":
         return _number(name, v)
     if vr == "DA" and isinstance(v, _dt.date):
         return v.strftime("%Y%m%d")
@@ -171,7 +207,9 @@ def _encode_one(name: Any, vr: str, v: Any) -> Any:
         if isinstance(v, bytes):
             v = v.decode()
         return str(v)
-    raise ValueError(f"{name!r} has VR {vr}; it cannot be a coordinate of written frames")
+    raise InvalidArgumentError(
+        f"{name!r} has VR {vr}; it cannot be a coordinate of written frames"
+    )
 
 
 def coordinate(name: Any) -> Coordinate:
@@ -188,10 +226,10 @@ def coordinate(name: Any) -> Coordinate:
     attr = resolve(name)
     if attr.derived:
         if attr.column != "SlicePosition":
-            raise ValueError(f"{name!r} is derived by lazydicom and cannot be written")
+            raise InvalidArgumentError(f"{name!r} is derived by lazydicom and cannot be written")
         return Coordinate(name, attr, "DS", "location")
     if attr.column in _NOT_COORDS:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{name!r} cannot be a coordinate of written frames: it identifies the "
             "series or describes the pixel layout, which the writer sets itself"
         )
@@ -237,11 +275,15 @@ def check_attributes(attributes: Mapping[str, Any]) -> None:
     for k in attributes:
         resolve(k)  # UnknownAttributeError for typos
         if tag_for_keyword(k) is None:
-            raise ValueError(f"{k!r} is not a DICOM keyword that can be set on a new series")
+            raise InvalidArgumentError(
+                f"{k!r} is not a DICOM keyword that can be set on a new series"
+            )
         if k in _PER_FRAME or k in ("SOPClassUID", "SOPInstanceUID", "InstanceNumber"):
-            raise ValueError(f"{k!r} is set by the writer for every frame; it cannot be given")
+            raise InvalidArgumentError(
+                f"{k!r} is set by the writer for every frame; it cannot be given"
+            )
     if "Modality" in attributes and attributes["Modality"] != "MR":
-        raise ValueError(
+        raise InvalidArgumentError(
             f"zeros writes MR Image Storage, whose Modality is 'MR'; got "
             f"Modality={attributes['Modality']!r}"
         )
@@ -326,11 +368,7 @@ def new_series_dataset(attributes: Mapping[str, Any], table: pd.DataFrame) -> Da
         for k in _PATIENT + ("PatientID",):
             _set_from_index(ds, k, patient.get(k))
     if study is not None and "SeriesNumber" not in attributes:
-        numbers = pd.to_numeric(
-            table.loc[table["StudyInstanceUID"] == study["StudyInstanceUID"], "SeriesNumber"],
-            errors="coerce",
-        )
-        ds.SeriesNumber = int(numbers.max()) + 1 if numbers.notna().any() else 1
+        ds.SeriesNumber = next_series_number(table, study["StudyInstanceUID"])
     else:
         ds.SeriesNumber = 1
     for k, v in attributes.items():
@@ -338,6 +376,16 @@ def new_series_dataset(attributes: Mapping[str, Any], table: pd.DataFrame) -> Da
     if any(not str(e.value).isascii() for e in ds if e.VR in ("PN", "LO", "SH", "ST", "LT", "UT")):
         ds.SpecificCharacterSet = "ISO_IR 192"
     return ds
+
+
+def next_series_number(table: pd.DataFrame, study_uid: Any) -> int:
+    """One more than the largest SeriesNumber of the study in the index (1 if none)."""
+    if not len(table) or "StudyInstanceUID" not in table.columns:
+        return 1
+    numbers = pd.to_numeric(
+        table.loc[table["StudyInstanceUID"] == study_uid, "SeriesNumber"], errors="coerce"
+    )
+    return int(numbers.max()) + 1 if numbers.notna().any() else 1
 
 
 def _set_from_index(ds: Dataset, keyword: str, value: Any) -> None:
@@ -352,6 +400,8 @@ def _dicom_value(keyword: str, value: Any) -> Any:
     vr = str(dictionary_VR(tag)) if tag is not None else ""
     if vr in ("DS", "IS"):
         return Coordinate(keyword, resolve(keyword), vr, None).encode(value).split("\\")
+    if vr in ("US", "SS", "UL", "SL", "SV", "UV", "FL", "FD"):  # checked against the VR's range
+        return Coordinate(keyword, resolve(keyword), vr, None).encode(value)
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):

@@ -1,0 +1,123 @@
+"""Worker processes that die with their parent.
+
+A :class:`concurrent.futures.ProcessPoolExecutor` shuts its workers down
+when the parent exits normally, but a parent killed by SIGKILL (an
+out-of-memory killer, ``kill -9``, a cluster's job manager) leaves them
+running forever. Every process pool lazydicom starts comes from
+:func:`process_pool`, whose workers
+
+- ask Linux to kill them when their parent dies (``PR_SET_PDEATHSIG`` with
+  SIGKILL, set through ``prctl`` with ctypes), and
+- on every platform also run a watcher thread that exits the worker when the
+  process that created the pool is gone (a blocking wait on its handle on
+  Windows, a check every second elsewhere).
+
+Linux sends the signal when the *thread* that started the worker exits, so
+a pool is used (and shut down) by the thread that created it, as in a
+``with process_pool(n) as pool:`` block.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+__all__ = ["process_pool"]
+
+_PR_SET_PDEATHSIG = 1
+_POLL_SECONDS = 1.0
+
+
+def process_pool(
+    max_workers: int | None = None,
+    *,
+    mp_context: Any = None,
+    initializer: Callable[..., Any] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> ProcessPoolExecutor:
+    """A process pool whose workers exit when the process creating it dies.
+
+    Parameters
+    ----------
+    max_workers : int, optional
+        Number of worker processes (default: the number of cores).
+    mp_context : multiprocessing context, optional
+        Default: the platform's default start method, as dask's process
+        scheduler uses, so ``multiprocessing.set_start_method`` is respected.
+    initializer, initargs : optional
+        Run in each worker after it is tied to its parent, as for
+        :class:`~concurrent.futures.ProcessPoolExecutor`.
+
+    Returns
+    -------
+    concurrent.futures.ProcessPoolExecutor
+
+    Examples
+    --------
+    >>> with process_pool(1) as pool:
+    ...     pool.submit(sum, [1, 2, 3]).result()
+    6
+    """
+    return ProcessPoolExecutor(
+        max_workers,
+        mp_context=mp_context or multiprocessing.get_context(),
+        initializer=_tie_to_parent,
+        initargs=(os.getpid(), initializer, initargs),
+    )
+
+
+def _tie_to_parent(
+    parent: int, initializer: Callable[..., Any] | None, initargs: tuple[Any, ...]
+) -> None:
+    """Worker initializer: die with ``parent`` (the process that created the pool)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the thread does it
+            pass
+    ppid = os.getppid()  # the parent, or the fork server that started this worker
+    if not _alive(parent):  # died before the signal was asked for
+        os._exit(1)
+    threading.Thread(target=_watch, args=(parent, ppid), name="lazydicom-parent-watch",
+                     daemon=True).start()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _watch(parent: int, ppid: int) -> None:
+    if sys.platform == "win32":  # pragma: no cover - Windows
+        _wait_windows(parent)
+        os._exit(1)
+    stop = threading.Event()
+    while not stop.wait(_POLL_SECONDS):
+        if os.getppid() != ppid or not _alive(parent):  # re-parented: the parent is gone
+            os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    if sys.platform == "win32":  # pragma: no cover - Windows
+        return True  # _wait_windows blocks on the handle instead
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait_windows(pid: int) -> None:  # pragma: no cover - Windows
+    synchronize, infinite = 0x00100000, 0xFFFFFFFF
+    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    handle = kernel32.OpenProcess(synchronize, False, pid)
+    if handle:
+        kernel32.WaitForSingleObject(handle, infinite)
+        kernel32.CloseHandle(handle)

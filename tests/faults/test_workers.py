@@ -1,0 +1,147 @@
+"""Class 7: worker processes die with their parent, even when it is SIGKILLed.
+
+A parent process starts workers that block forever, reports their pids, and
+is killed with SIGKILL. Every worker must be gone soon after (polled, with a
+generous bound: the test waits for an event, it does not time anything).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.faults.catalog import cases
+
+psutil = pytest.importorskip("psutil")
+ROOT = Path(__file__).resolve().parents[2]
+
+_POOL = textwrap.dedent("""
+    import time
+    from lazydicom.workers import process_pool
+    pool = process_pool(2)
+    futures = [pool.submit(time.sleep, 3600) for _ in range(2)]
+    print("ready", flush=True)  # the test waits for the two workers to appear
+    time.sleep(3600)
+""")
+
+_INDEX = textwrap.dedent("""
+    import multiprocessing, os, sys, time
+    multiprocessing.set_start_method("fork")  # the workers inherit the blocking reader
+    import lazydicom.index
+    from lazydicom.index import Index
+
+    def block(root, files, extra):
+        print("ready", flush=True)
+        time.sleep(3600)
+
+    lazydicom.index._read_files = block
+    Index(sys.argv[1]).refresh(workers=2, progress=False)
+""")
+
+KINDS = cases(
+    7,
+    "correct",
+    {
+        "workers/process-pool": "SIGKILL of a process whose lazydicom.workers.process_pool "
+        "workers are busy",
+        "workers/lazydicom-index": "SIGKILL of `lazydicom index` while its 2 header-reading "
+        "workers read (they were left running forever)",
+    },
+)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+@pytest.mark.parametrize("kind", KINDS)
+def test_workers_die_with_their_parent(kind, tmp_path):
+    if kind.endswith("process-pool"):
+        argv = [sys.executable, "-c", _POOL]
+    else:
+        for i in range(100):  # enough files for the parallel path
+            (tmp_path / f"{i}.dcm").write_bytes(b"")
+        argv = [sys.executable, "-c", _INDEX, str(tmp_path)]
+    proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, text=True)
+    workers: list = []
+    try:
+        assert proc.stdout is not None and "ready" in proc.stdout.readline()
+        deadline = time.monotonic() + 60
+        while True:  # wait until both workers are up
+            workers = psutil.Process(proc.pid).children(recursive=True)
+            if len(workers) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert len(workers) >= 2
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while not all(_gone(w.pid) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(_gone(w.pid) for w in workers), "workers outlived their killed parent"
+    finally:
+        if not workers and proc.poll() is None:
+            workers = psutil.Process(proc.pid).children(recursive=True)
+        proc.kill()
+        proc.wait()
+        for w in workers:  # when the test fails: do not leave them running
+            if not _gone(w.pid):
+                w.kill()
+
+
+LOCKS = cases(
+    7,
+    "correct",
+    {
+        "workers/forked-while-locked": "a process forked while the database's write lock is "
+        "held (a process pool) does not keep the lock after its parent releases it",
+    },
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
+@pytest.mark.parametrize("kind", LOCKS)
+def test_forked_children_do_not_keep_locks(kind, tmp_path):
+    import multiprocessing
+
+    from lazydicom import disk
+
+    context = multiprocessing.get_context("fork")
+    started = context.Event()
+
+    def work() -> None:  # runs after the fork hooks
+        started.set()
+        time.sleep(60)
+
+    lock = disk.Lock(tmp_path / "write.lock")
+    assert lock.acquire()
+    child = context.Process(target=work)
+    child.start()
+    try:
+        assert started.wait(60)
+        lock.release()
+        other = disk.Lock(tmp_path / "write.lock")
+        assert other.acquire(blocking=False), "the forked child kept the lock"
+        other.release()
+    finally:
+        child.kill()
+        child.join()
+
+
+def test_process_pool_runs_tasks():
+    from lazydicom.workers import process_pool
+
+    with process_pool(2) as pool:
+        assert sorted(pool.map(abs, [-2, -1, 3])) == [1, 2, 3]
