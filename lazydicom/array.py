@@ -53,6 +53,7 @@ from .errors import (
 )
 from .grid import Grid
 from .pixels import FrameCacheLike, FrameTable, PixelFormat, read_frames
+from .workers import process_pool
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -253,12 +254,7 @@ class DicomFrames:
         step = int(frames_per_task)
         starts = range(0, len(flat), step)
         if scheduler == "processes":
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            # the platform's default start method, as dask's process scheduler
-            context = multiprocessing.get_context()
-            with ProcessPoolExecutor(num_workers, mp_context=context) as pool:
+            with process_pool(num_workers) as pool:
                 futures = {
                     pool.submit(self._read_cells, flat[s : s + step]): s for s in starts
                 }
