@@ -29,11 +29,8 @@ from .errors import (
     UnknownAttributeError,
     UnreadableFolderError,
 )
-from .records import Database, Patient, Series, Study
+from .records import Database, Patient, Series, Study, zeros
 from .records import open_database as open
-from .writers import zeros
-
-__version__ = "0.1.0"
 
 __all__ = [
     "open",

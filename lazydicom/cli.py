@@ -22,10 +22,10 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from . import __version__
 from .errors import LazyDicomError, SkippedFilesWarning
 from .schema import parse_text
 from .tags import resolve
+from .version import __version__
 
 __all__ = ["main"]
 

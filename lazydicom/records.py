@@ -24,11 +24,12 @@ from .io.labels import series_attrs, series_name, units
 from .io.xarray import to_xarray
 from .io.zarr import to_zarr as write_zarr
 from .tags import resolve
+from .writers import database_folder, database_zeros, set_ndarray
 
 if TYPE_CHECKING:
     import dask.array
 
-__all__ = ["Database", "Patient", "Study", "Series", "open_database"]
+__all__ = ["Database", "Patient", "Study", "Series", "open_database", "zeros"]
 
 _LEVELS = {"patient": "PatientID", "study": "StudyInstanceUID", "series": "SeriesInstanceUID"}
 
@@ -66,13 +67,15 @@ class _Record:
         root = self.database.path
         return [os.path.join(root, p) for p in sorted(set(self.table()["path"]))]
 
-    def _ensure(self, names: Sequence[Any]) -> list[str]:
+    def ensure(self, names: Sequence[Any]) -> list[str]:
+        """Index columns of ``names`` (keywords or tags), read from this record's headers
+        when the index does not hold them yet (never from pixel data)."""
         paths = set(self.table()["path"])
         return self.database._index.ensure(names, paths)
 
     def values(self, tag: str | int) -> list[Any]:
         """The value of ``tag`` for each frame (None where absent), in index order."""
-        (column,) = self._ensure([tag])
+        (column,) = self.ensure([tag])
         return [axis_key(v) for v in self.table()[column].tolist()]
 
     def unique(self, tag: str | int) -> list[Any]:
@@ -134,7 +137,7 @@ class Series(_Record):
             (multi-valued attributes as tuples).
         """
         dims = _as_dims(dims)
-        columns = self._ensure(dims)
+        columns = self.ensure(dims)
         table = self.table()
         return {d: _coord_array(sorted_unique(table[c].tolist())) for d, c in zip(dims, columns)}
 
@@ -164,7 +167,7 @@ class Series(_Record):
         elif slice is not None:
             dims = tuple(slice)
         dims = _as_dims(dims)
-        columns = self._ensure(dims)
+        columns = self.ensure(dims)
         _check_distinct(dims, columns)
         by_column = lambda m: None if m is None else {  # noqa: E731
             resolve(k).column: v for k, v in m.items()}
@@ -431,8 +434,6 @@ class Series(_Record):
         >>> s.ndarray(coords={"FlipAngle": [30, 15]}).compute()[..., 0].tolist()
         [[0, 2], [4, 6], [8, 10]]
         """
-        from .writers import set_ndarray
-
         set_ndarray(self, array, coords=coords, slice=slice)
 
 
@@ -489,6 +490,11 @@ class Database:
         # index table is replaced (refresh, on-demand columns): records are views
         # and filtering the whole index on every call cost milliseconds each
         self._views: tuple[pd.DataFrame, pd.DataFrame, dict] | None = None
+
+    @property
+    def index(self) -> Index:
+        """The :class:`~lazydicom.index.Index` behind the database (the engine)."""
+        return self._index
 
     @property
     def path(self) -> str:
@@ -624,9 +630,7 @@ class Database:
         >>> s.ndarray(("SliceLocation", "EchoTime")).shape
         (4, 3, 2, 5)
         """
-        from .writers import database_zeros
-
-        return database_zeros(self, shape, coords, **attributes)
+        return Series(self, database_zeros(self, shape, coords, **attributes))
 
 
 def _as_dims(dims: Any) -> tuple:
@@ -698,3 +702,43 @@ def open_database(
 
         cache = open_cache(cache, index.location / "cache.zarr")
     return Database(index, cache or None)
+
+
+def zeros(
+    shape: Sequence[int],
+    coords: Mapping[Any, Any] | None = None,
+    path: str | os.PathLike | None = None,
+    **attributes: Any,
+) -> Series:
+    """Create a series of zeros in a database folder (by default a new temporary one).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(x, y, *dims)``: columns, rows, then one size per dim.
+    coords : dict, optional
+        ``{dim: values}`` with one value per index along each dim, in the
+        order of the dims in ``shape``; keys are keywords or tags. Default
+        from :func:`lazydicom.writers.default_coords`.
+    path : str or PathLike, optional
+        Database folder, created if missing. Default: a new temporary folder,
+        removed when the interpreter exits.
+    **attributes
+        DICOM keywords to set on every frame, e.g. ``SeriesDescription``.
+
+    Returns
+    -------
+    Series
+        Its ``ndarray(dims=tuple(coords))`` has shape ``shape`` and dtype uint16.
+
+    Examples
+    --------
+    >>> import lazydicom
+    >>> s = lazydicom.zeros((4, 3, 2), {"FlipAngle": [15, 2]})
+    >>> s.ndarray(("FlipAngle",)).shape
+    (4, 3, 2)
+    >>> s.unique("FlipAngle")
+    [2, 15]
+    """
+    return open_database(database_folder(path), progress=False).zeros(shape, coords,
+                                                                       **attributes)

@@ -202,7 +202,7 @@ def test_read_only_folder_indexes_elsewhere(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "mkdir", read_only)
     db = _open(tmp_path / "data")
     assert len(db.table()) == 1
-    assert str(db._index.location).startswith(str(tmp_path / "cache"))
+    assert str(db.index.location).startswith(str(tmp_path / "cache"))
     assert index_module  # the fallback lives in lazydicom.index.default_location
 
 

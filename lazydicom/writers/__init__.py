@@ -64,7 +64,7 @@ from .template import (
 if TYPE_CHECKING:
     from ..records import Database, Series
 
-__all__ = ["zeros", "database_zeros", "set_ndarray", "default_coords", "NonFiniteError"]
+__all__ = ["database_folder", "database_zeros", "set_ndarray", "default_coords", "NonFiniteError"]
 
 _TEMP_FOLDERS: list[str] = []
 
@@ -74,44 +74,8 @@ def _remove_temp_folders() -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def zeros(
-    shape: Sequence[int],
-    coords: Mapping[Any, Any] | None = None,
-    path: str | os.PathLike | None = None,
-    **attributes: Any,
-) -> Series:
-    """Create a series of zeros in a database folder (by default a new temporary one).
-
-    Parameters
-    ----------
-    shape : tuple of int
-        ``(x, y, *dims)``: columns, rows, then one size per dim.
-    coords : dict, optional
-        ``{dim: values}`` with one value per index along each dim, in the
-        order of the dims in ``shape``; keys are keywords or tags. Default
-        from :func:`default_coords`.
-    path : str or PathLike, optional
-        Database folder, created if missing. Default: a new temporary folder,
-        removed when the interpreter exits.
-    **attributes
-        DICOM keywords to set on every frame, e.g. ``SeriesDescription``.
-
-    Returns
-    -------
-    Series
-        Its ``ndarray(dims=tuple(coords))`` has shape ``shape`` and dtype uint16.
-
-    Examples
-    --------
-    >>> import lazydicom
-    >>> s = lazydicom.zeros((4, 3, 2), {"FlipAngle": [15, 2]})
-    >>> s.ndarray(("FlipAngle",)).shape
-    (4, 3, 2)
-    >>> s.unique("FlipAngle")
-    [2, 15]
-    """
-    from ..records import open_database
-
+def database_folder(path: str | os.PathLike | None = None) -> str:
+    """``path`` (created if missing), or a new temporary folder removed at interpreter exit."""
     if path is None:
         path = tempfile.mkdtemp(prefix="lazydicom-")
         if not _TEMP_FOLDERS:
@@ -119,8 +83,7 @@ def zeros(
         _TEMP_FOLDERS.append(path)
     else:
         os.makedirs(path, exist_ok=True)
-    db = open_database(path, progress=False)
-    return database_zeros(db, shape, coords, **attributes)
+    return os.fspath(path)
 
 
 def default_coords(shape: Sequence[int], slice_thickness: float = 1.0) -> dict[str, Any]:
@@ -218,11 +181,12 @@ def database_zeros(
     shape: Sequence[int],
     coords: Mapping[Any, Any] | None = None,
     **attributes: Any,
-) -> Series:
-    """Create a series of zeros in ``database``; see :meth:`Database.zeros`."""
-    import dask.array as da
+) -> str:
+    """Write a series of zeros into ``database``; returns its SeriesInstanceUID.
 
-    from ..records import Series
+    See :meth:`Database.zeros <lazydicom.Database.zeros>`.
+    """
+    import dask.array as da
 
     shape = _check_shape(shape)
     check_attributes(attributes)
@@ -232,11 +196,11 @@ def database_zeros(
     _check_conflicts(dims, attributes)
     encoded = [axis_values(c, v)[0] for c, v in zip(dims, values, strict=True)]
     with _writing(database):
-        ds = new_series_dataset(attributes, database._index.table)
+        ds = new_series_dataset(attributes, database.index.table)
         root = database.path
         patient = os.path.join(root, folder_name(ds.PatientID))
-        database._index.sync(patient)  # series other processes wrote there since
-        table = database._index.table
+        database.index.sync(patient)  # series other processes wrote there since
+        table = database.index.table
         if "SeriesNumber" not in attributes and len(table):
             if (table["StudyInstanceUID"] == ds.StudyInstanceUID).any():  # an existing study
                 ds.SeriesNumber = next_series_number(table, ds.StudyInstanceUID)
@@ -278,7 +242,7 @@ def database_zeros(
         paths = _write(database, array, cells, job, [folder])
     if not paths:  # pragma: no cover - shape >= 1 everywhere
         raise ValueError("nothing was written")
-    return Series(database, str(ds.SeriesInstanceUID))
+    return str(ds.SeriesInstanceUID)
 
 
 def _spacing(dims: Sequence[Coordinate], values: Sequence[Sequence[Any]]) -> float:
@@ -352,7 +316,7 @@ def _write(
             )
         )
     paths = run(tasks, pending, folders)
-    database._index.update_files(paths)
+    database.index.update_files(paths)
     return paths
 
 
@@ -435,8 +399,8 @@ def _set_ndarray(
         raise ValueError(f"{series!r} has no frames to take a header from; use zeros() first")
     root = series.database.path
     # files other processes wrote in the series' folder since it was indexed
-    series.database._index.sync(os.path.dirname(os.path.join(root, table["path"].iloc[0])))
-    columns = series._ensure([c.name for c in dims])
+    series.database.index.sync(os.path.dirname(os.path.join(root, table["path"].iloc[0])))
+    columns = series.ensure([c.name for c in dims])
     table = series.table()
     if not len(table):
         raise ValueError(f"{series!r} has no frames to take a header from; use zeros() first")

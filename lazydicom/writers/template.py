@@ -32,6 +32,7 @@ from pydicom.uid import MRImageStorage, generate_uid
 from ..errors import InvalidArgumentError
 from ..grid import axis_key
 from ..tags import Attribute, plain_value, resolve
+from ..version import __version__
 from .stored import ds_text
 
 __all__ = [
@@ -320,8 +321,6 @@ def new_series_dataset(attributes: Mapping[str, Any], table: pd.DataFrame) -> Da
     ds.Modality = "MR"
     ds.Manufacturer = "lazydicom"
     ds.ManufacturerModelName = "lazydicom"
-    from .. import __version__
-
     ds.SoftwareVersions = __version__
     # Patient
     ds.PatientName = "LAZYDICOM^ZEROS"

@@ -143,7 +143,7 @@ def test_on_demand_columns_follow_the_same_rule(kind, tmp_path):
         empty.mkdir()
         db = lazydicom.open(empty, progress=False)
         assert db.series() == []
-        db._index.ensure(["ImagesInAcquisition"])
+        db.index.ensure(["ImagesInAcquisition"])
         corpus.with_raw(explicit, empty / "a.dcm", {0x00201002: ("IS", b"7")})
         db.refresh()
         assert db.series()[0].values("ImagesInAcquisition") == [7]
