@@ -18,14 +18,17 @@ import socket
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import pandas as pd
-
 from .errors import LazyDicomError, SkippedFilesWarning
-from .schema import parse_text
-from .tags import resolve
 from .version import __version__
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# `lazydicom --help` imports nothing heavy: pandas, pydicom (through .tags
+# and .schema), zarr and dask are imported by the command that needs them.
 
 __all__ = ["main"]
 
@@ -198,6 +201,8 @@ class _UsageError(Exception):
 
 def _dims(text: str) -> list[str]:
     """The comma-separated dims, each checked (a typo is reported once, with suggestions)."""
+    from .tags import resolve
+
     dims = [d.strip() for d in text.split(",") if d.strip()]
     for dim in dims:
         try:
@@ -213,6 +218,9 @@ def _where(items: Sequence[str]) -> dict:
     Text attributes keep the text as it is (``PatientID=0123`` is ``'0123'``,
     not 123), number attributes parse it, private tags match either.
     """
+    from .schema import parse_text
+    from .tags import resolve
+
     where: dict = {}
     for item in items:
         key, sep, text = item.partition("=")
