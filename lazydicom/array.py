@@ -132,6 +132,19 @@ class DicomFrames:
     def size(self) -> int:
         return math.prod(self.shape)
 
+    def marking_empty(self) -> DicomFrames:
+        """The same frames with NaN as fill value when the dtype is float (else as is).
+
+        For outputs kept for later (zarr, extraction): a missing cell of float
+        data then reads back as NaN, never as a real-looking 0.
+        """
+        import dataclasses
+
+        if self.dtype.kind != "f" or isinstance(self.fill_value, float) and math.isnan(
+                self.fill_value):
+            return self
+        return dataclasses.replace(self, fill_value=float("nan"))
+
     @property
     def nbytes(self) -> int:
         return self.size * self.dtype.itemsize

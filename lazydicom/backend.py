@@ -28,7 +28,7 @@ from xarray.backends import BackendArray, BackendEntrypoint
 from xarray.core import indexing
 
 from .errors import InvalidArgumentError, LazyDicomError, LazyDicomWarning
-from .io.labels import series_attrs, series_name, units
+from .io.labels import cell_labels, series_attrs, series_name, units
 from .io.xarray import labels
 from .records import Database, open_database
 
@@ -90,9 +90,11 @@ def _dataset(name: str, table: Any, frames: DicomFrames, rescale: bool) -> xarra
     unit = units(attrs, rescale)
     if unit:
         attrs["units"] = unit
+    extra, geometry = cell_labels(table, frames)
+    attrs.update(geometry)
     data = indexing.LazilyIndexedArray(DicomBackendArray(frames))
     variable = xr.Variable(frames.dims, data, attrs=attrs)
-    ds = xr.Dataset({name: variable}, coords=labels(frames))
+    ds = xr.Dataset({name: variable}, coords={**labels(frames), **extra})
     ds.set_close(None)
     return ds
 

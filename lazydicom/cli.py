@@ -268,6 +268,20 @@ def _check_scheduler(address: str | None, timeout: float = 5.0) -> None:
                       f"({exc.strerror or exc}); is it running?") from None
 
 
+def _fill(text: str | None) -> float | int | None:
+    """``--fill-value``: None (the default rule), nan, or a number."""
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)  # "nan", "1.5", "-inf"
+    except ValueError:
+        raise _UsageError(f"--fill-value expects a number or nan, not {text!r}") from None
+
+
 def _cmd_extract(args: argparse.Namespace) -> int:
     from .extract import extract
 
@@ -293,7 +307,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
                                      cache=args.cache)]
         report = extract(sources, out, dims, where=where or None, scheduler=args.scheduler,
                          progress=progress, cache=args.cache, compressor=args.compressor,
-                         shard_bytes=args.shard_size)
+                         shard_bytes=args.shard_size, fill_value=_fill(args.fill_value))
     failed = [r for r in report if r["status"] == "failed"]
     counts = {s: sum(r["status"] == s for r in report) for s in ("written", "skipped", "failed")}
     frames = sum(r["frames"] for r in report if r["status"] == "written")
@@ -332,6 +346,9 @@ def _add_extract(sub) -> None:
     p.add_argument("--cache", metavar="DIR", nargs="?", const=True, default=None,
                    help="keep decoded frames in a zarr cache (default location beside the "
                    "index, or DIR)")
+    p.add_argument("--fill-value", default=None, metavar="VALUE",
+                   help="value of cells without a frame: a number or nan (default: nan for "
+                   "float output, 0 for integers)")
     p.add_argument("--shard-size", default="64MiB", metavar="BYTES",
                    help="bytes of frames per zarr shard and per task (default 64MiB)")
     p.add_argument("--compressor", choices=("lz4", "zstd", "none"), default="lz4",

@@ -178,7 +178,7 @@ def extract(
     progress: bool | None = None,
     cache: Any = None,
     rescale: bool = True,
-    fill_value: Any = 0,
+    fill_value: Any = None,
     compressor: str | None = "lz4",
     shard_bytes: str | int = "64MiB",
     workers: int | None = None,
@@ -209,8 +209,12 @@ def extract(
     cache : optional
         As :func:`lazydicom.open` (decoded frames kept for later reads); a
         Database source keeps its own cache.
-    rescale, fill_value : optional
+    rescale : bool, optional
         As :meth:`Series.ndarray <lazydicom.Series.ndarray>`.
+    fill_value : scalar, optional
+        Value of cells without a frame. Default NaN for float output (rescaled
+        data), so that missing cells read back as missing, and 0 for integer
+        output; the coordinate ``has_frame`` marks them either way.
     compressor : {'lz4', 'zstd', 'none'}
         Codec of the pixel chunks (blosc-lz4 by default).
     shard_bytes : str or int
@@ -259,7 +263,10 @@ def extract(
                 continue
             job = _Job(name, None, fingerprint, 0)
             try:
-                frames = series.frames(dims, fill_value=fill_value, rescale=rescale)
+                frames = series.frames(dims, fill_value=0 if fill_value is None
+                                       else fill_value, rescale=rescale)
+                if fill_value is None:
+                    frames = frames.marking_empty()
                 attrs = series_attrs(table)
                 unit = units(attrs, rescale)
                 if unit:
@@ -268,7 +275,7 @@ def extract(
                 job.frames, job.cells = frames, frames.grid.size
                 job.target = create(frames, out, group=name, attrs=attrs,
                                     compressor=compressor, shard_bytes=shard_bytes,
-                                    consolidate=False)
+                                    consolidate=False, table=table)
             except (LazyDicomError, ValueError, KeyError, OSError) as exc:
                 job.error = exc
             jobs.append(job)

@@ -337,7 +337,8 @@ class Series(_Record):
         frames = self.frames(dims, coords, slice, fill_value=fill_value, rescale=rescale)
         table = self.table()
         return to_xarray(frames, name=name or series_name(table), chunks=chunks,
-                         attrs=self._attrs(table, frames, rescale) if attrs else None)
+                         attrs=self._attrs(table, frames, rescale) if attrs else None,
+                         table=table)
 
     def _attrs(self, table: pd.DataFrame, frames: DicomFrames, rescale: bool) -> dict:
         attrs = series_attrs(table)
@@ -355,7 +356,7 @@ class Series(_Record):
         slice: Mapping[Any, Any] | None = None,
         *,
         group: str | None = None,
-        fill_value: Any = 0,
+        fill_value: Any = None,
         rescale: bool = True,
         compressor: str | None = "lz4",
         shard_bytes: str | int = "64MiB",
@@ -367,7 +368,10 @@ class Series(_Record):
         The pixels are the variable ``pixels`` with dims ``(*reversed(dims),
         "y", "x")`` (each frame one contiguous chunk, many frames per shard;
         ``.transpose("x", "y", ...)`` gives :meth:`xarray`'s order), beside one
-        coordinate array per dim and the series' attributes. See
+        coordinate array per dim and the series' attributes. ``fill_value``
+        defaults to NaN for float data (so empty cells read back as missing)
+        and 0 for integers; the coordinate ``has_frame`` marks the cells that
+        hold a frame either way. See
         :mod:`lazydicom.io.zarr` and ``docs/clusters.md``.
 
         Examples
@@ -379,9 +383,12 @@ class Series(_Record):
         >>> xarray.open_zarr(out)["pixels"].dims
         ('SliceLocation', 'y', 'x')
         """
-        frames = self.frames(dims, coords, slice, fill_value=fill_value, rescale=rescale)
+        frames = self.frames(dims, coords, slice, fill_value=fill_value or 0, rescale=rescale)
+        if fill_value is None:
+            frames = frames.marking_empty()
+        table = self.table()
         return write_zarr(frames, store, group=group, compressor=compressor,
-                          attrs=self._attrs(self.table(), frames, rescale),
+                          attrs=self._attrs(table, frames, rescale), table=table,
                           shard_bytes=shard_bytes, compute=compute, scheduler=scheduler)
 
     def set_ndarray(

@@ -340,3 +340,38 @@ def test_killed_extraction_resumes_and_completes(dicom, tmp_path):
     np.testing.assert_array_equal(
         xr.open_zarr(out, group=names["003"])["pixels"].transpose("x", "y", *DIMS).values,
         expected_ndarray(COORDS, SHAPE, rescale=RESCALE))
+
+
+def test_extraction_marks_missing_cells_and_keeps_geometry(tmp_path):
+    """Float output: empty cells are NaN, has_frame says which; the affine and mm axes kept."""
+    folder = tmp_path / "dicom"
+    s = lazydicom.zeros((4, 3, 3, 2), {"SliceLocation": [0.0, 2.0, 4.0], "FlipAngle": [5, 20]},
+                        path=folder, PixelSpacing=[0.5, 0.25])
+    values = np.arange(4 * 3 * 6, dtype=np.float32).reshape(4, 3, 3, 2) * 1.5 - 7
+    s.set_ndarray(values, coords={"SliceLocation": [0.0, 2.0, 4.0], "FlipAngle": [5, 20]})
+    table = s.table()
+    (gone,) = table.path[(table.SliceLocation == 2.0) & (table.FlipAngle == 20)]
+    os.remove(folder / gone)  # the cell (SliceLocation 2, FlipAngle 20) is now empty
+    report = extract(folder, tmp_path / "o.zarr", ("SliceLocation", "FlipAngle"), progress=False)
+    (name,) = [r["name"] for r in report]
+    ds = xr.open_zarr(tmp_path / "o.zarr", group=name)
+    pixels = ds["pixels"].transpose("x", "y", "SliceLocation", "FlipAngle")
+    present = ds["has_frame"].transpose("SliceLocation", "FlipAngle").values
+    assert present.sum() == 5 and pixels.dtype == np.float32
+    assert np.isnan(pixels.values[:, :, ~present]).all()
+    np.testing.assert_allclose(pixels.values[:, :, present], values[:, :, present], atol=1e-3)
+    np.testing.assert_allclose(ds["x"].values, [0, 0.25, 0.5, 0.75])
+    np.testing.assert_allclose(ds["y"].values, [0, 0.5, 1.0])
+    affine = np.array(ds.attrs["affine"])
+    np.testing.assert_allclose(affine @ [2, 1, 1, 1], [0.5, 0.5, 2.0, 1.0])
+    ipp = np.stack([ds[f"ImagePositionPatient_{i}"].transpose("SliceLocation", "FlipAngle")
+                    .values for i in range(3)], axis=-1)
+    np.testing.assert_allclose(ipp[present][:, 2], np.repeat([0.0, 2.0, 4.0], 2)[
+        present.reshape(-1)])
+    # an integer output keeps 0 for missing cells (has_frame tells them apart)
+    report = extract(folder, tmp_path / "raw.zarr", ("SliceLocation", "FlipAngle"),
+                     rescale=False, progress=False)
+    raw = xr.open_zarr(tmp_path / "raw.zarr", group=name)
+    assert raw["pixels"].dtype.kind in "iu"
+    raw_pixels = raw["pixels"].transpose("x", "y", "SliceLocation", "FlipAngle").values
+    assert (raw_pixels[:, :, ~present] == 0).all()

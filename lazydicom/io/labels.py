@@ -15,12 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import GeometryError
+from ..geometry import SPATIAL_DIMS, affine, pixel_spacing, spatial_axis
 from ..grid import axis_key
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["series_attrs", "series_name", "coordinates", "units"]
+    from ..array import DicomFrames
+
+__all__ = ["series_attrs", "series_name", "coordinates", "units", "cell_labels"]
 
 # Index columns that describe storage or vary per frame by nature: never attributes.
 _NOT_ATTRS = {
@@ -131,3 +135,47 @@ def coordinates(dim: str, values: Sequence[Any]) -> dict[str, tuple[str, np.ndar
         for i in range(table.shape[1]):
             out[f"{dim}_{i}"] = (dim, table[:, i])
     return out
+
+
+def cell_labels(table: pd.DataFrame, frames: DicomFrames
+                ) -> tuple[dict[str, tuple[tuple[str, ...], np.ndarray]], dict[str, Any]]:
+    """Geometry and presence of the cells of ``frames``: extra coordinates and attributes.
+
+    ``table`` is the index table the frames were selected from (``frames.rows``
+    index it). Coordinates: ``x``/``y`` in mm from the first pixel (when every
+    frame has the same PixelSpacing), ``has_frame`` (False for empty cells,
+    whose values are the fill value), and the ImagePositionPatient of every
+    cell as ``ImagePositionPatient_0``, ``_1``, ``_2`` (patient L, P, S in mm;
+    NaN where empty; not when a dim is itself ImagePositionPatient).
+    Attributes: ``affine`` (voxel ``(x, y, k)`` to patient LPS mm, see
+    :func:`lazydicom.geometry.affine`) when the array has one spatial dim on a
+    regular grid, and ``empty_cells``.
+    """
+    coords: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
+    attrs: dict[str, Any] = {}
+    dims = tuple(frames.dims[2 : 2 + len(frames.grid.dims)])
+    cells = frames.grid.cells
+    rows = table.iloc[frames.rows] if frames.rows is not None else table.iloc[:0]
+    spacing = pixel_spacing(rows)
+    if spacing is not None:
+        coords["x"] = (("x",), np.arange(frames.shape[0]) * spacing[1])
+        coords["y"] = (("y",), np.arange(frames.shape[1]) * spacing[0])
+    coords["has_frame"] = (dims, cells >= 0)
+    attrs["empty_cells"] = int((cells < 0).sum())
+    if "ImagePositionPatient" in rows.columns and "ImagePositionPatient" not in dims:
+        positions = np.full(cells.shape + (3,), np.nan)
+        for index in zip(*np.nonzero(cells >= 0)):
+            value = rows["ImagePositionPatient"].iloc[int(cells[index])]
+            if isinstance(value, tuple | list) and len(value) == 3:
+                positions[index] = value
+        if not np.isnan(positions).all():
+            for i in range(3):
+                coords[f"ImagePositionPatient_{i}"] = (dims, positions[..., i])
+    if sum(d in SPATIAL_DIMS for d in dims) == 1 and frames.rows is not None:
+        try:
+            matrix = affine(rows, frames.grid, spatial_axis(dims))
+        except GeometryError:
+            pass  # not a regular grid: no affine, never an approximate one
+        else:
+            attrs["affine"] = matrix.round(9).tolist()
+    return coords, attrs

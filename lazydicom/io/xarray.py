@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .labels import coordinates
+from .labels import cell_labels, coordinates
 
 if TYPE_CHECKING:
+    import pandas as pd
     import xarray
 
     from ..array import DicomFrames
@@ -48,6 +49,7 @@ def to_xarray(
     name: str | None = None,
     attrs: dict[str, Any] | None = None,
     chunks: Any = None,
+    table: pd.DataFrame | None = None,
 ) -> xarray.DataArray:
     """A lazy, labelled DataArray of ``frames``.
 
@@ -60,6 +62,10 @@ def to_xarray(
         Attributes (e.g. :func:`lazydicom.io.labels.series_attrs`).
     chunks : optional
         Dask chunks, as :meth:`DicomFrames.chunks <lazydicom.array.DicomFrames.chunks>`.
+    table : pandas.DataFrame, optional
+        The index table the frames were selected from: adds x/y in mm, the
+        cells' ImagePositionPatient and ``has_frame``, and the ``affine``
+        attribute (see :func:`lazydicom.io.labels.cell_labels`).
 
     Returns
     -------
@@ -75,5 +81,11 @@ def to_xarray(
     (('x', 'y', 'SliceLocation'), [0, 5])
     """
     xr = need_xarray()
-    return xr.DataArray(frames.to_dask(chunks), dims=frames.dims, coords=labels(frames),
-                        name=name, attrs=dict(attrs or {}))
+    coords: dict[str, Any] = dict(labels(frames))
+    attrs = dict(attrs or {})
+    if table is not None:
+        extra, more = cell_labels(table, frames)
+        coords.update(extra)
+        attrs.update(more)
+    return xr.DataArray(frames.to_dask(chunks), dims=frames.dims, coords=coords,
+                        name=name, attrs=attrs)

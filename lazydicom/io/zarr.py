@@ -36,9 +36,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InvalidArgumentError
-from .labels import coordinates
+from .labels import cell_labels, coordinates
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..array import DicomFrames
 
 __all__ = ["ZarrTarget", "create", "write_shard", "to_zarr", "consolidate_metadata",
@@ -97,6 +99,7 @@ def create(
     shard_bytes: str | int = _SHARD_BYTES,
     fill_value: Any = None,
     consolidate: bool = True,
+    table: pd.DataFrame | None = None,
 ) -> ZarrTarget:
     """Create (replace) the group of ``frames``: coordinates, attributes, an empty pixel array.
 
@@ -104,13 +107,20 @@ def create(
     reports for chunks never written. The attributes go on the group and on
     the pixel array (xarray shows them on the Dataset and on the variable).
     ``consolidate`` writes the store's consolidated metadata (from its root,
-    as xarray reads it).
+    as xarray reads it). With ``table`` (the index table the frames were
+    selected from) the cells' geometry and presence are stored too (see
+    :func:`lazydicom.io.labels.cell_labels`).
     """
     import zarr
 
     location = _store_location(store)
+    attrs = dict(attrs or {})
+    more: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
+    if table is not None:
+        more, geometry = cell_labels(table, frames)
+        attrs.update(geometry)
     root = zarr.open_group(location, path=group or "", mode="w", zarr_format=3,
-                           attributes=dict(attrs or {}))
+                           attributes=attrs)
     names = list(frames.dims[2:])
     extra: list[str] = []
     for dim, values in zip(names, frames.grid.coords):
@@ -122,6 +132,13 @@ def create(
                 arr[...] = data
             if coord != dim:
                 extra.append(coord)
+    for coord, (axes, data) in more.items():
+        arr = root.create_array(coord, shape=data.shape, dtype=data.dtype,
+                                dimension_names=axes)
+        if data.size:
+            arr[...] = data
+        if coord not in ("x", "y"):
+            extra.append(coord)
     if frames.colour:
         rgb = root.create_array("rgb", shape=(3,), dtype=str, dimension_names=("rgb",))
         rgb[...] = np.array(["R", "G", "B"])
@@ -191,6 +208,7 @@ def to_zarr(
     shard_bytes: str | int = _SHARD_BYTES,
     compute: bool = True,
     scheduler: Any = None,
+    table: pd.DataFrame | None = None,
 ) -> Any:
     """Write ``frames`` to a zarr group (see the module docstring for the layout).
 
@@ -212,6 +230,9 @@ def to_zarr(
         pixels (the group, coordinates and attributes are written at once).
     scheduler : optional
         As ``dask.compute(scheduler=...)``.
+    table : pandas.DataFrame, optional
+        The index table the frames were selected from, for the cells' geometry
+        (x/y in mm, ImagePositionPatient, ``has_frame``, ``affine``).
 
     Returns
     -------
@@ -222,7 +243,7 @@ def to_zarr(
     from dask.highlevelgraph import HighLevelGraph
 
     target = create(frames, store, group=group, attrs=attrs, compressor=compressor,
-                    shard_bytes=shard_bytes)
+                    shard_bytes=shard_bytes, table=table)
     token = dask.base.tokenize(frames.token, target.store if isinstance(target.store, str)
                                else id(target.store), target.path, target.shards)
     source, name = f"lazydicom-frames-{token}", f"lazydicom-write-{token}"
