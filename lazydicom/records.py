@@ -44,14 +44,290 @@ def _matches(column: pd.Series, wanted: Any) -> np.ndarray:
                        count=len(column))
 
 
-class _Record:
+class _Arrays:
+    """Arrays of the frames of a record or a whole database (one grid, same semantics)."""
+
+    @property
+    def database(self) -> Database:  # pragma: no cover - defined by the classes below
+        raise NotImplementedError
+
+    def table(self) -> pd.DataFrame:  # pragma: no cover - defined by the classes below
+        raise NotImplementedError
+
+    def ensure(self, names: Sequence[Any]) -> list[str]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _selected(self, where: Mapping[Any, Any] | None) -> pd.DataFrame:
+        """The frames of :meth:`table` whose attributes match ``where``."""
+        if where is not None and not isinstance(where, Mapping):
+            raise InvalidArgumentError(f"where must be a dict {{keyword: value}}, not {where!r}")
+        if not where:
+            return self.table()
+        columns = self.ensure(list(where))
+        table = self.table()
+        mask = np.ones(len(table), dtype=bool)
+        for column, wanted in zip(columns, where.values()):
+            mask &= _matches(table[column], wanted)
+        return table[mask]
+
+    def coords(self, dims: Sequence[str | int] | str | int, *,
+               where: Mapping[Any, Any] | None = None) -> dict[Any, Any]:
+        """Sorted unique coordinate values of each dim.
+
+        Parameters
+        ----------
+        dims : str, int or sequence of them
+            Keywords, tags or derived attributes.
+        where : dict, optional
+            Only frames with these attribute values (as :meth:`Database.series`).
+
+        Returns
+        -------
+        dict
+            ``{dim: values}``; numeric values as a numpy array, others as a list
+            (multi-valued attributes as tuples).
+        """
+        dims = _as_dims(dims)
+        columns = self.ensure(dims)
+        table = self._selected(where)
+        return {d: _coord_array(sorted_unique(table[c].tolist())) for d, c in zip(dims, columns)}
+
+    def frames(
+        self,
+        dims: Sequence[str | int] | str | int = ("InstanceNumber",),
+        coords: Mapping[Any, Any] | None = None,
+        slice: Mapping[Any, Any] | None = None,
+        *,
+        where: Mapping[Any, Any] | None = None,
+        fill_value: Any = 0,
+        rescale: bool = True,
+    ) -> DicomFrames:
+        """The selection as a :class:`~lazydicom.array.DicomFrames`, the array-like
+        that :meth:`ndarray`, :meth:`numpy` and :meth:`xarray` read through.
+
+        Same arguments as :meth:`ndarray`. Reads no pixel file; ``frames[key]``
+        reads only the frames of the cells ``key`` selects.
+        """
+        if coords is not None and slice is not None:
+            raise InvalidArgumentError("Give coords (by value) or slice (by index), not both")
+        for name, given in (("coords", coords), ("slice", slice)):
+            if given is not None and not isinstance(given, Mapping):
+                raise InvalidArgumentError(
+                    f"{name} must be a dict {{dim: values}}, not {type(given).__name__}")
+        if coords is not None:
+            dims = tuple(coords)
+        elif slice is not None:
+            dims = tuple(slice)
+        dims = _as_dims(dims)
+        columns = self.ensure(dims)
+        _check_distinct(dims, columns)
+        by_column = lambda m: None if m is None else {  # noqa: E731
+            resolve(k).column: v for k, v in m.items()}
+        return select(self._selected(where), columns, by_column(coords), by_column(slice),
+                      root=self.database.path, rescale=rescale, fill_value=fill_value,
+                      cache=self.database.cache)
+
+    def ndarray(
+        self,
+        dims: Sequence[str | int] | str | int = ("InstanceNumber",),
+        coords: Mapping[Any, Any] | None = None,
+        slice: Mapping[Any, Any] | None = None,
+        *,
+        where: Mapping[Any, Any] | None = None,
+        fill_value: Any = 0,
+        rescale: bool = True,
+        chunks: Any = None,
+    ) -> dask.array.Array:
+        """Return the pixel data as a lazy dask array on a grid of tag values.
+
+        Parameters
+        ----------
+        dims : tuple, optional
+            Dimensions of the result, as DICOM keywords, tags or derived
+            attributes (``FrameNumber``, ``SlicePosition``). Defaults to
+            ``('InstanceNumber',)``.
+        coords : dict, optional
+            ``{dim: values}``: keep the cells with these coordinate values, in
+            the order given. If coords is provided, ``dims`` is ignored.
+        slice : dict, optional
+            ``{dim: indices}``: as coords, but by index into the sorted
+            coordinate values (an int, a list of ints or a Python ``slice``).
+            If slice is provided, ``dims`` is ignored.
+        where : dict, optional
+            Only the frames with these attribute values (``{keyword or tag:
+            value or list of values}``, as :meth:`Database.series`). On a Study
+            or a Database this picks the series whose frames share one grid,
+            e.g. one series per flip angle, echo or b-value.
+        fill_value : scalar, optional
+            Value of cells that hold no frame (they are not read). Default 0.
+            A value the frames' dtype cannot hold (``np.nan``, -1 for unsigned
+            data) makes the dtype one that holds both.
+        rescale : bool, optional
+            Apply RescaleSlope/RescaleIntercept. The dtype is float32 when a
+            selected frame has a slope or intercept other than 1/0, else the
+            stored dtype. ``False`` returns stored values.
+        chunks : str, int, dict or tuple, optional
+            Default (``None`` or ``"auto"``): about 32 MiB of frames per chunk
+            (a size such as ``"128MiB"`` sets another), frames taken from the
+            first dim on. An int: that many cells along every dim; ``-1``: the
+            whole axis; a tuple: one entry per dim; a dict ``{dim: size}``.
+            Selections read only their frames whatever the chunks: dask passes
+            slices of a chunk to the read task.
+
+        Returns
+        -------
+        dask.array.Array
+            Shape ``(x, y, *dims)``, plus a trailing axis of 3 for colour data
+            (returned as RGB). ``arr[:, :, k]`` is pydicom's ``pixel_array``
+            of the frame in cell ``k``, transposed. Size 0 when nothing is
+            selected. ``arr.compute()`` is Fortran-ordered, as :meth:`numpy`.
+
+        Raises
+        ------
+        DuplicateCellError
+            Two frames fall into one cell (a ValueError naming both files).
+        InconsistentFramesError
+            The selected frames differ in size.
+        InvalidArgumentError, InvalidSelectionError, InvalidChunksError
+            Arguments lazydicom cannot use (ValueError/TypeError/IndexError subclasses).
+
+        See Also
+        --------
+        numpy : the same selection, read at once into one numpy array.
+        frames : the array-like this array reads through.
+        """
+        return self.frames(dims, coords, slice, where=where, fill_value=fill_value,
+                           rescale=rescale).to_dask(chunks)
+
+    def numpy(
+        self,
+        dims: Sequence[str | int] | str | int = ("InstanceNumber",),
+        coords: Mapping[Any, Any] | None = None,
+        slice: Mapping[Any, Any] | None = None,
+        *,
+        where: Mapping[Any, Any] | None = None,
+        fill_value: Any = 0,
+        rescale: bool = True,
+        frames_per_task: int | None = None,
+        scheduler: str = "threads",
+        num_workers: int | None = None,
+    ) -> np.ndarray:
+        """Read a selection eagerly into one numpy array, fast.
+
+        Same arguments and values as :meth:`ndarray`, read at once: each frame
+        is copied straight into its slot of a Fortran-ordered array (where a
+        transposed frame is contiguous), ``frames_per_task`` frames per task
+        (default: about four tasks per core, at most 64 frames each) on
+        dask's threaded scheduler (``scheduler="sync"`` for one thread,
+        ``"processes"`` for decoders that hold the GIL).
+
+        Returns
+        -------
+        numpy.ndarray
+            Fortran-ordered; ``np.ascontiguousarray`` gives a C-ordered copy.
+        """
+        frames = self.frames(dims, coords, slice, where=where, fill_value=fill_value,
+                             rescale=rescale)
+        return frames.read(scheduler=scheduler, num_workers=num_workers,
+                           frames_per_task=frames_per_task)
+
+    def affine(
+        self,
+        dims: Sequence[str | int] | str | int = ("SlicePosition",),
+        coords: Mapping[Any, Any] | None = None,
+        slice: Mapping[Any, Any] | None = None,
+        *,
+        where: Mapping[Any, Any] | None = None,
+        dim: str | None = None,
+    ) -> np.ndarray:
+        """The 4x4 matrix from voxel ``(x, y, k)`` of ``ndarray(dims)`` to patient mm (LPS).
+
+        ``k`` indexes the spatial dim among ``dims`` (``SlicePosition``,
+        ``ImagePositionPatient`` or ``SliceLocation``; ``dim=`` picks one);
+        other dims do not move a voxel. The same origin, spacing and direction
+        as SimpleITK's reading of the series (see :mod:`lazydicom.geometry`).
+
+        Raises
+        ------
+        GeometryError
+            No spatial dim, slices that are not parallel or not evenly spaced
+            (with the spacings found), or frames that do not agree on one grid.
+
+        Examples
+        --------
+        >>> import lazydicom, numpy as np
+        >>> s = lazydicom.zeros((4, 3, 2), {"SliceLocation": [0.0, 5.0]},
+        ...                     PixelSpacing=[0.5, 0.25])
+        >>> s.affine(("SliceLocation",)) @ [1, 2, 1, 1]
+        array([0.25, 1.  , 5.  , 1.  ])
+        """
+        frames = self.frames(dims, coords, slice, where=where)
+        names = list(frames.dims[2 : 2 + len(frames.grid.dims)])
+        axis = spatial_axis(names, None if dim is None else resolve(dim).column)
+        return affine(self._selected(where).iloc[frames.rows], frames.grid, axis)
+
+    def xarray(
+        self,
+        dims: Sequence[str | int] | str | int = ("InstanceNumber",),
+        coords: Mapping[Any, Any] | None = None,
+        slice: Mapping[Any, Any] | None = None,
+        *,
+        where: Mapping[Any, Any] | None = None,
+        fill_value: Any = 0,
+        rescale: bool = True,
+        chunks: Any = None,
+        name: str | None = None,
+        attrs: bool = True,
+    ) -> Any:
+        """A lazy :class:`xarray.DataArray` of :meth:`ndarray`, labelled with the grid.
+
+        Dims ``("x", "y", *dims)`` (``"rgb"`` last for colour), a coordinate per
+        dim with its values (multi-valued ones as ``"a\\b\\c"`` text plus one
+        numeric coordinate per component, ``<dim>_0``...), and with ``attrs``
+        the attributes constant over the series (and ``units`` when rescaled).
+        ``name`` defaults to ``SeriesNumber_description_uidhash`` (of the first
+        series). Needs the ``xarray`` extra.
+
+        Examples
+        --------
+        >>> import lazydicom
+        >>> s = lazydicom.zeros((4, 3, 2), {"SliceLocation": [0.0, 5.0]})
+        >>> da = s.xarray(("SliceLocation",))
+        >>> da.dims, da["SliceLocation"].values.tolist()
+        (('x', 'y', 'SliceLocation'), [0, 5])
+        """
+        frames = self.frames(dims, coords, slice, where=where, fill_value=fill_value,
+                             rescale=rescale)
+        table = self._selected(where)
+        if name is None:  # one series: its name; frames of several series: "pixels"
+            one = "SeriesInstanceUID" in table and table["SeriesInstanceUID"].nunique() == 1
+            name = series_name(table) if one else "pixels"
+        return to_xarray(frames, name=name, chunks=chunks,
+                         attrs=self._attrs(table, frames, rescale) if attrs else None,
+                         table=table)
+
+    def _attrs(self, table: pd.DataFrame, frames: DicomFrames, rescale: bool) -> dict:
+        attrs = series_attrs(table)
+        unit = units(attrs, rescale)
+        if unit:
+            attrs["units"] = unit
+        attrs["dims"] = list(frames.dims[2 : 2 + len(frames.grid.dims)])
+        return attrs
+
+
+class _Record(_Arrays):
     """Common behaviour of records: a filtered view of the index."""
 
     _level = ""
 
     def __init__(self, database: Database, uid: Any):
-        self.database = database
+        self._database = database
         self.uid = uid
+
+    @property
+    def database(self) -> Database:
+        """The database this record is a view of."""
+        return self._database
 
     @property
     def _key(self) -> str:
@@ -121,232 +397,6 @@ class Series(_Record):
     def study(self) -> Study:
         """The study this series belongs to."""
         return Study(self.database, self._first("StudyInstanceUID"))
-
-    def coords(self, dims: Sequence[str | int] | str | int) -> dict[Any, Any]:
-        """Sorted unique coordinate values of each dim.
-
-        Parameters
-        ----------
-        dims : str, int or sequence of them
-            Keywords, tags or derived attributes.
-
-        Returns
-        -------
-        dict
-            ``{dim: values}``; numeric values as a numpy array, others as a list
-            (multi-valued attributes as tuples).
-        """
-        dims = _as_dims(dims)
-        columns = self.ensure(dims)
-        table = self.table()
-        return {d: _coord_array(sorted_unique(table[c].tolist())) for d, c in zip(dims, columns)}
-
-    def frames(
-        self,
-        dims: Sequence[str | int] | str | int = ("InstanceNumber",),
-        coords: Mapping[Any, Any] | None = None,
-        slice: Mapping[Any, Any] | None = None,
-        *,
-        fill_value: Any = 0,
-        rescale: bool = True,
-    ) -> DicomFrames:
-        """The selection as a :class:`~lazydicom.array.DicomFrames`, the array-like
-        that :meth:`ndarray`, :meth:`numpy` and :meth:`xarray` read through.
-
-        Same arguments as :meth:`ndarray`. Reads no pixel file; ``frames[key]``
-        reads only the frames of the cells ``key`` selects.
-        """
-        if coords is not None and slice is not None:
-            raise InvalidArgumentError("Give coords (by value) or slice (by index), not both")
-        for name, given in (("coords", coords), ("slice", slice)):
-            if given is not None and not isinstance(given, Mapping):
-                raise InvalidArgumentError(
-                    f"{name} must be a dict {{dim: values}}, not {type(given).__name__}")
-        if coords is not None:
-            dims = tuple(coords)
-        elif slice is not None:
-            dims = tuple(slice)
-        dims = _as_dims(dims)
-        columns = self.ensure(dims)
-        _check_distinct(dims, columns)
-        by_column = lambda m: None if m is None else {  # noqa: E731
-            resolve(k).column: v for k, v in m.items()}
-        return select(self.table(), columns, by_column(coords), by_column(slice),
-                      root=self.database.path, rescale=rescale, fill_value=fill_value,
-                      cache=self.database.cache)
-
-    def ndarray(
-        self,
-        dims: Sequence[str | int] | str | int = ("InstanceNumber",),
-        coords: Mapping[Any, Any] | None = None,
-        slice: Mapping[Any, Any] | None = None,
-        *,
-        fill_value: Any = 0,
-        rescale: bool = True,
-        chunks: Any = None,
-    ) -> dask.array.Array:
-        """Return the pixel data as a lazy dask array on a grid of tag values.
-
-        Parameters
-        ----------
-        dims : tuple, optional
-            Dimensions of the result, as DICOM keywords, tags or derived
-            attributes (``FrameNumber``, ``SlicePosition``). Defaults to
-            ``('InstanceNumber',)``.
-        coords : dict, optional
-            ``{dim: values}``: keep the cells with these coordinate values, in
-            the order given. If coords is provided, ``dims`` is ignored.
-        slice : dict, optional
-            ``{dim: indices}``: as coords, but by index into the sorted
-            coordinate values (an int, a list of ints or a Python ``slice``).
-            If slice is provided, ``dims`` is ignored.
-        fill_value : scalar, optional
-            Value of cells that hold no frame (they are not read). Default 0.
-            A value the frames' dtype cannot hold (``np.nan``, -1 for unsigned
-            data) makes the dtype one that holds both.
-        rescale : bool, optional
-            Apply RescaleSlope/RescaleIntercept. The dtype is float32 when a
-            selected frame has a slope or intercept other than 1/0, else the
-            stored dtype. ``False`` returns stored values.
-        chunks : str, int, dict or tuple, optional
-            Default (``None`` or ``"auto"``): about 32 MiB of frames per chunk
-            (a size such as ``"128MiB"`` sets another), frames taken from the
-            first dim on. An int: that many cells along every dim; ``-1``: the
-            whole axis; a tuple: one entry per dim; a dict ``{dim: size}``.
-            Selections read only their frames whatever the chunks: dask passes
-            slices of a chunk to the read task.
-
-        Returns
-        -------
-        dask.array.Array
-            Shape ``(x, y, *dims)``, plus a trailing axis of 3 for colour data
-            (returned as RGB). ``arr[:, :, k]`` is pydicom's ``pixel_array``
-            of the frame in cell ``k``, transposed. Size 0 when nothing is
-            selected. ``arr.compute()`` is Fortran-ordered, as :meth:`numpy`.
-
-        Raises
-        ------
-        DuplicateCellError
-            Two frames fall into one cell (a ValueError naming both files).
-        InconsistentFramesError
-            The selected frames differ in size.
-        InvalidArgumentError, InvalidSelectionError, InvalidChunksError
-            Arguments lazydicom cannot use (ValueError/TypeError/IndexError subclasses).
-
-        See Also
-        --------
-        numpy : the same selection, read at once into one numpy array.
-        frames : the array-like this array reads through.
-        """
-        return self.frames(dims, coords, slice, fill_value=fill_value,
-                           rescale=rescale).to_dask(chunks)
-
-    def numpy(
-        self,
-        dims: Sequence[str | int] | str | int = ("InstanceNumber",),
-        coords: Mapping[Any, Any] | None = None,
-        slice: Mapping[Any, Any] | None = None,
-        *,
-        fill_value: Any = 0,
-        rescale: bool = True,
-        frames_per_task: int | None = None,
-        scheduler: str = "threads",
-        num_workers: int | None = None,
-    ) -> np.ndarray:
-        """Read a selection eagerly into one numpy array, fast.
-
-        Same arguments and values as :meth:`ndarray`, read at once: each frame
-        is copied straight into its slot of a Fortran-ordered array (where a
-        transposed frame is contiguous), ``frames_per_task`` frames per task
-        (default: about four tasks per core, at most 64 frames each) on
-        dask's threaded scheduler (``scheduler="sync"`` for one thread,
-        ``"processes"`` for decoders that hold the GIL).
-
-        Returns
-        -------
-        numpy.ndarray
-            Fortran-ordered; ``np.ascontiguousarray`` gives a C-ordered copy.
-        """
-        frames = self.frames(dims, coords, slice, fill_value=fill_value, rescale=rescale)
-        return frames.read(scheduler=scheduler, num_workers=num_workers,
-                           frames_per_task=frames_per_task)
-
-    def affine(
-        self,
-        dims: Sequence[str | int] | str | int = ("SlicePosition",),
-        coords: Mapping[Any, Any] | None = None,
-        slice: Mapping[Any, Any] | None = None,
-        *,
-        dim: str | None = None,
-    ) -> np.ndarray:
-        """The 4x4 matrix from voxel ``(x, y, k)`` of ``ndarray(dims)`` to patient mm (LPS).
-
-        ``k`` indexes the spatial dim among ``dims`` (``SlicePosition``,
-        ``ImagePositionPatient`` or ``SliceLocation``; ``dim=`` picks one);
-        other dims do not move a voxel. The same origin, spacing and direction
-        as SimpleITK's reading of the series (see :mod:`lazydicom.geometry`).
-
-        Raises
-        ------
-        GeometryError
-            No spatial dim, slices that are not parallel or not evenly spaced
-            (with the spacings found), or frames that do not agree on one grid.
-
-        Examples
-        --------
-        >>> import lazydicom, numpy as np
-        >>> s = lazydicom.zeros((4, 3, 2), {"SliceLocation": [0.0, 5.0]},
-        ...                     PixelSpacing=[0.5, 0.25])
-        >>> s.affine(("SliceLocation",)) @ [1, 2, 1, 1]
-        array([0.25, 1.  , 5.  , 1.  ])
-        """
-        frames = self.frames(dims, coords, slice)
-        names = list(frames.dims[2 : 2 + len(frames.grid.dims)])
-        axis = spatial_axis(names, None if dim is None else resolve(dim).column)
-        return affine(self.table().iloc[frames.rows], frames.grid, axis)
-
-    def xarray(
-        self,
-        dims: Sequence[str | int] | str | int = ("InstanceNumber",),
-        coords: Mapping[Any, Any] | None = None,
-        slice: Mapping[Any, Any] | None = None,
-        *,
-        fill_value: Any = 0,
-        rescale: bool = True,
-        chunks: Any = None,
-        name: str | None = None,
-        attrs: bool = True,
-    ) -> Any:
-        """A lazy :class:`xarray.DataArray` of :meth:`ndarray`, labelled with the grid.
-
-        Dims ``("x", "y", *dims)`` (``"rgb"`` last for colour), a coordinate per
-        dim with its values (multi-valued ones as ``"a\\b\\c"`` text plus one
-        numeric coordinate per component, ``<dim>_0``...), and with ``attrs``
-        the attributes constant over the series (and ``units`` when rescaled).
-        ``name`` defaults to ``SeriesNumber_description_uidhash``. Needs the
-        ``xarray`` extra.
-
-        Examples
-        --------
-        >>> import lazydicom
-        >>> s = lazydicom.zeros((4, 3, 2), {"SliceLocation": [0.0, 5.0]})
-        >>> da = s.xarray(("SliceLocation",))
-        >>> da.dims, da["SliceLocation"].values.tolist()
-        (('x', 'y', 'SliceLocation'), [0, 5])
-        """
-        frames = self.frames(dims, coords, slice, fill_value=fill_value, rescale=rescale)
-        table = self.table()
-        return to_xarray(frames, name=name or series_name(table), chunks=chunks,
-                         attrs=self._attrs(table, frames, rescale) if attrs else None,
-                         table=table)
-
-    def _attrs(self, table: pd.DataFrame, frames: DicomFrames, rescale: bool) -> dict:
-        attrs = series_attrs(table)
-        unit = units(attrs, rescale)
-        if unit:
-            attrs["units"] = unit
-        attrs["dims"] = list(frames.dims[2 : 2 + len(frames.grid.dims)])
-        return attrs
 
     def to_zarr(
         self,
@@ -478,7 +528,7 @@ class Patient(_Record):
         return self.database.series(where, PatientID=self.uid, **filters)
 
 
-class Database:
+class Database(_Arrays):
     """A folder of DICOM files, indexed. Create with :func:`lazydicom.open`.
 
     Examples
@@ -502,6 +552,16 @@ class Database:
     def index(self) -> Index:
         """The :class:`~lazydicom.index.Index` behind the database (the engine)."""
         return self._index
+
+    @property
+    def database(self) -> Database:
+        """The database itself (records have a ``database``; arrays use it alike)."""
+        return self
+
+    def ensure(self, names: Sequence[Any]) -> list[str]:
+        """Index columns of ``names`` (keywords or tags), read from the headers when the
+        index does not hold them yet (never from pixel data)."""
+        return self._index.ensure(names)
 
     @property
     def path(self) -> str:
