@@ -307,7 +307,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
                                      cache=args.cache)]
         report = extract(sources, out, dims, where=where or None, scheduler=args.scheduler,
                          progress=progress, cache=args.cache, compressor=args.compressor,
-                         shard_bytes=args.shard_size, fill_value=_fill(args.fill_value))
+                         shard_bytes=args.shard_size, fill_value=_fill(args.fill_value),
+                         format=args.format)
     failed = [r for r in report if r["status"] == "failed"]
     counts = {s: sum(r["status"] == s for r in report) for s in ("written", "skipped", "failed")}
     frames = sum(r["frames"] for r in report if r["status"] == "written")
@@ -346,6 +347,9 @@ def _add_extract(sub) -> None:
     p.add_argument("--cache", metavar="DIR", nargs="?", const=True, default=None,
                    help="keep decoded frames in a zarr cache (default location beside the "
                    "index, or DIR)")
+    p.add_argument("--format", choices=("zarr", "nifti"), default="zarr",
+                   help="zarr (default): one store; nifti: OUT/<series>.nii per series "
+                   "(needs a spatial dim such as SlicePosition)")
     p.add_argument("--fill-value", default=None, metavar="VALUE",
                    help="value of cells without a frame: a number or nan (default: nan for "
                    "float output, 0 for integers)")

@@ -182,6 +182,7 @@ def extract(
     compressor: str | None = "lz4",
     shard_bytes: str | int = "64MiB",
     workers: int | None = None,
+    format: str = "zarr",
 ) -> list[dict[str, Any]]:
     """Extract every (matching) series of one or more folders into one zarr store, resumably.
 
@@ -221,6 +222,11 @@ def extract(
         Bytes of frames per shard and per task (default 64 MiB).
     workers : int, optional
         Local threads (default: the number of cores).
+    format : {'zarr', 'nifti'}
+        ``"nifti"`` writes ``out/<name>.nii`` per series instead (nibabel; the
+        dims need one spatial dim, see :meth:`Series.affine
+        <lazydicom.Series.affine>`), each with a ``<name>.json`` sidecar
+        written last that makes reruns skip it.
 
     Returns
     -------
@@ -239,6 +245,10 @@ def extract(
     databases = [s if isinstance(s, Database) else open_database(s, cache=cache, progress=progress)
                  for s in ([s for s in sources if isinstance(s, Database)]
                            + expand_sources(s for s in sources if not isinstance(s, Database)))]
+    if format == "nifti":
+        return _extract_nifti(databases, out, dims, where, rescale, progress)
+    if format != "zarr":
+        raise InvalidArgumentError(f"format must be 'zarr' or 'nifti', not {format!r}")
     options = {"rescale": rescale, "fill_value": fill_value, "compressor": compressor,
                "shard_bytes": shard_bytes, "format": EXTRACT_FORMAT}
     root = zarr.open_group(out, mode="a", use_consolidated=False)
@@ -296,6 +306,51 @@ def extract(
             entry["status"] = "failed" if error else "written"
             entry["error"] = None if error is None else f"{type(error).__name__}: {error}"
     return sorted(report, key=lambda r: r["name"])
+
+
+def _extract_nifti(databases: list[Database], out: str, dims: tuple, where: Any, rescale: bool,
+                   progress: bool | None) -> list[dict[str, Any]]:
+    """One NIfTI file per series (see :func:`extract`), written then renamed, sidecar last."""
+    os.makedirs(out, exist_ok=True)
+    options = {"rescale": rescale, "format": "nifti"}
+    report: list[dict[str, Any]] = []
+    todo = []
+    for db in databases:
+        for series in db.series(where):
+            table = series.table()
+            todo.append((series_name(table), series, table, db.path))
+    bar = _Progress(sum(len(t) for _, _, t, _ in todo), len(todo), progress)
+    try:
+        for name, series, table, source in sorted(todo, key=lambda t: t[0]):
+            entry = {"name": name, "frames": len(table), "error": None, "source": source}
+            fingerprint = _fingerprint(table, dims, options)
+            sidecar = os.path.join(out, f"{name}.json")
+            try:
+                with open(sidecar) as f:
+                    done = json.load(f).get("fingerprint") == fingerprint
+            except (OSError, ValueError, AttributeError):
+                done = False
+            if done:
+                report.append({**entry, "status": "skipped"})
+            else:
+                partial = os.path.join(out, f".{name}.partial.nii")
+                try:
+                    series.to_nifti(partial, dims, rescale=rescale)
+                    os.replace(partial, os.path.join(out, f"{name}.nii"))
+                    attrs = series_attrs(table)
+                    with open(sidecar + ".partial", "w") as f:
+                        json.dump({"fingerprint": fingerprint, "dims": [str(d) for d in dims],
+                                   "attributes": attrs}, f)
+                    os.replace(sidecar + ".partial", sidecar)
+                    report.append({**entry, "status": "written"})
+                except (LazyDicomError, ValueError, KeyError, OSError) as exc:
+                    report.append({**entry, "status": "failed",
+                                   "error": f"{type(exc).__name__}: {exc}"})
+            bar.frames(len(table))
+            bar.series_done()
+    finally:
+        bar.close()
+    return report
 
 
 def _run(jobs: list[_Job], scheduler: Any, workers: int | None, bar: _Progress,

@@ -21,6 +21,7 @@ from .geometry import affine, spatial_axis
 from .grid import axis_key, sorted_unique
 from .index import Index
 from .io.labels import series_attrs, series_name, units
+from .io.nifti import to_nifti
 from .io.xarray import to_xarray
 from .io.zarr import to_zarr as write_zarr
 from .tags import resolve
@@ -440,6 +441,35 @@ class Series(_Record):
         return write_zarr(frames, store, group=group, compressor=compressor,
                           attrs=self._attrs(table, frames, rescale), table=table,
                           shard_bytes=shard_bytes, compute=compute, scheduler=scheduler)
+
+    def to_nifti(
+        self,
+        path: str | os.PathLike,
+        dims: Sequence[str | int] | str | int = ("SlicePosition",),
+        coords: Mapping[Any, Any] | None = None,
+        slice: Mapping[Any, Any] | None = None,
+        *,
+        dim: str | None = None,
+        rescale: bool = True,
+    ) -> str:
+        """Write the selection to a NIfTI-1 file (nibabel), world coordinates in RAS.
+
+        Needs a spatial dim (see :meth:`affine`); voxel axes are ``(x, y,
+        spatial dim, other dims...)``. Returns the path.
+
+        Examples
+        --------
+        >>> import lazydicom, tempfile, nibabel
+        >>> s = lazydicom.zeros((4, 3, 2), {"SliceLocation": [0.0, 5.0]})
+        >>> image = nibabel.load(s.to_nifti(tempfile.mkdtemp() + "/s.nii"))
+        >>> image.shape, image.affine[2, 2]
+        ((4, 3, 2), np.float64(5.0))
+        """
+        frames = self.frames(dims, coords, slice, rescale=rescale)
+        names = list(frames.dims[2 : 2 + len(frames.grid.dims)])
+        axis = spatial_axis(names, None if dim is None else resolve(dim).column)
+        matrix = affine(self.table().iloc[frames.rows], frames.grid, axis)
+        return to_nifti(frames, matrix, axis, path)
 
     def set_ndarray(
         self,

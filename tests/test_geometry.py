@@ -106,3 +106,39 @@ def test_one_slice_steps_along_the_normal_by_the_thickness(tmp_path):
     s = lazydicom.zeros((4, 3), path=tmp_path, SliceThickness=2.5, PixelSpacing=[0.7, 0.9])
     matrix = s.affine(("SliceLocation",))
     np.testing.assert_allclose(matrix[:3, :3], np.diag([0.9, 0.7, 2.5]))
+
+
+@pytest.mark.skipif(shutil.which("dcm2niix") is None, reason="dcm2niix is not installed")
+def test_our_nifti_matches_dcm2niix_voxel_for_voxel_in_world_space(corpus, tmp_path):
+    nib = pytest.importorskip("nibabel")
+    for n, s in enumerate(_spatial_series(corpus)[:6]):
+        source, out = tmp_path / f"src{n}", tmp_path / f"nii{n}"
+        source.mkdir()
+        out.mkdir()
+        for f in s.files():
+            shutil.copy(f, source)
+        subprocess.run(["dcm2niix", "-z", "n", "-o", str(out), str(source)], check=True,
+                       capture_output=True)
+        (theirs_path,) = out.glob("*.nii")
+        theirs = nib.load(theirs_path)
+        ours = nib.load(s.to_nifti(tmp_path / f"ours{n}.nii"))
+        data, their_data = np.asarray(ours.dataobj), np.asarray(theirs.dataobj)
+        to_theirs = np.linalg.inv(theirs.affine) @ ours.affine
+        for voxel in _samples(data.shape[:3]):
+            index = tuple(int(round(c)) for c in (to_theirs @ np.array([*voxel, 1.0]))[:3])
+            assert their_data[index] == pytest.approx(data[tuple(voxel)]), (s, voxel)
+
+
+def test_extract_to_nifti_and_rerun(corpus, tmp_path, capsys):
+    from lazydicom.cli import main
+
+    folder = corpus / "mr-rider-neuro"
+    out = tmp_path / "nifti"
+    assert main(["extract", str(folder), str(out), "--dims", "SlicePosition", "--format",
+                 "nifti", "-q"]) == 0
+    written = sorted(out.glob("*.nii"))
+    assert len(written) == 12 and len(list(out.glob("*.json"))) == 12
+    assert "12 series written" in capsys.readouterr().out
+    assert main(["extract", str(folder), str(out), "--dims", "SlicePosition", "--format",
+                 "nifti", "-q"]) == 0
+    assert "0 series written (0 frames), 12 already complete" in capsys.readouterr().out
