@@ -39,6 +39,7 @@ import hashlib
 import math
 import numbers
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -379,14 +380,13 @@ def normalize_chunks(
     """Chunks of ``(x, y, *dims[, 3])`` from a ``chunks`` argument (see DicomFrames.chunks).
 
     ``max_frames`` caps the frames per chunk of dims that are not given.
+    Imports no dask (a second of start-up that extraction does not need): the
+    byte budget is dask's ``array.chunk-size`` when dask is loaded, else dask's
+    default of 128 MiB.
     """
-    import dask
-    from dask.array.core import normalize_chunks as dask_normalize
-    from dask.utils import parse_bytes
-
     grid_dims = dims[2 : len(dims) - (1 if colour else 0)]
     grid_shape = shape[2 : 2 + len(grid_dims)]
-    budget = parse_bytes(dask.config.get("array.chunk-size", "128MiB"))
+    budget = _default_budget()
     fixed: dict[int, Any] = {}  # grid axis -> spec
     frame_axes: dict[int, Any] = {}  # 0, 1 (and last for colour) when given
     if chunks is None or (isinstance(chunks, str) and chunks == "auto"):
@@ -459,11 +459,53 @@ def normalize_chunks(
     spec_all: list[Any] = [shape[0], shape[1], *spec_grid] + ([3] if colour else [])
     for axis, value in frame_axes.items():
         spec_all[axis] = shape[axis] if value in (-1, None) else value
+    return tuple(_axis_chunks(spec, n, chunks) for spec, n in zip(spec_all, shape))
+
+
+def _axis_chunks(spec: Any, n: int, given: Any) -> tuple[int, ...]:
+    """One axis' chunk sizes from a size (regular, last one shorter) or explicit sizes."""
+    if isinstance(spec, Sequence):
+        sizes = tuple(int(v) for v in spec)
+        if sum(sizes) != n:
+            raise InvalidChunksError(f"chunks {given!r}: the sizes {sizes} add up to "
+                                     f"{sum(sizes)}, the axis has {n}")
+        return sizes
+    size = int(spec)
+    if n == 0:
+        return (0,)
+    return (size,) * (n // size) + ((n % size,) if n % size else ())
+
+
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(text: str) -> int:
+    """``"64MiB"``, ``"1 GB"``, ``"5e6"`` as a number of bytes (as dask.utils.parse_bytes).
+
+    >>> parse_bytes("64MiB"), parse_bytes("1.5 kB"), parse_bytes("100")
+    (67108864, 1500, 100)
+    """
+    value = text.strip().lower().replace(" ", "")
+    unit = value.lstrip("0123456789.e+-")
+    number = value[: len(value) - len(unit)] if unit else value
     try:
-        return dask_normalize(tuple(spec_all), shape)
-    except ValueError as exc:
-        raise InvalidChunksError(f"chunks {chunks!r} do not fit the array of shape {shape}: "
-                                 f"{exc}") from None
+        result = float(number or "1") * _UNITS[unit or "b"]
+    except (KeyError, ValueError):
+        raise ValueError(f"{text!r} is not a size such as '64MiB'") from None
+    if result < 1:
+        raise ValueError(f"{text!r} is less than one byte")
+    return int(result)
+
+
+def _default_budget() -> int:
+    """dask's array.chunk-size if dask is loaded (the user may have set it), else 128 MiB."""
+    if "dask" in sys.modules:
+        import dask
+
+        chunk_size = dask.config.get("array.chunk-size", "128MiB")
+        return chunk_size if isinstance(chunk_size, int) else parse_bytes(str(chunk_size))
+    return 128 * 2**20
 
 
 def _check_chunk_spec(value: Any, what: str) -> None:
