@@ -553,6 +553,19 @@ def _column(table: pd.DataFrame, name: str, default: Any, dtype: Any) -> np.ndar
     return col.astype(object).where(col.notna(), default).astype(str).str.strip().to_numpy()
 
 
+def _format_value(value: Any, default: Any, field: str) -> Any:
+    """One distinct value of a pixel-format column, as PixelFormat holds it."""
+    if field == "palette_bits":
+        return int(value[2]) if isinstance(value, tuple | list) and len(value) == 3 else 0
+    if isinstance(default, str):
+        return str(value).strip() if value is not None else default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return int(number) if math.isfinite(number) else default
+
+
 def frame_table(table: pd.DataFrame, root: str) -> FrameTable:
     """The :class:`FrameTable` of the image rows of an index table (vectorised)."""
     import pandas as pd
@@ -562,37 +575,43 @@ def frame_table(table: pd.DataFrame, root: str) -> FrameTable:
     first = np.unique(file_codes, return_index=True)[1] if n else np.empty(0, dtype=np.int64)
     sizes = _column(table, "size", -1, np.int64)[first]
     mtimes = _column(table, "mtime", -1, np.int64)[first]
-    fields = {}
-    for column, field, default in _FORMAT_COLUMNS:
-        dtype = object if isinstance(default, str) else np.int64
-        fields[field] = _column(table, column, default, dtype)
-    bits = fields["bits_allocated"]
-    fields["bits_stored"] = np.where(fields["bits_stored"] < 0, bits, fields["bits_stored"])
-    palette = np.zeros(n, dtype=np.int64)
-    if "RedPaletteColorLookupTableDescriptor" in table.columns:
-        palette = np.array([v[2] if isinstance(v, tuple | list) and len(v) == 3 else 0
-                            for v in table["RedPaletteColorLookupTableDescriptor"].tolist()],
-                           dtype=np.int64)
-    fields["palette_bits"] = palette
-    names = list(fields)
-    keys = pd.MultiIndex.from_arrays([fields[k] for k in names]) if n else []
-    format_codes, uniques = pd.factorize(keys) if n else (np.empty(0, np.int64), [])
-    formats = tuple(
-        PixelFormat(**{k: (v if isinstance(v, str) else int(v))  # type: ignore[arg-type]
-                       for k, v in zip(names, u)})
-        for u in uniques
-    )
+    # one format code per row: each column factorised (pandas hash tables), the
+    # codes combined in mixed radix, and that factorised; a PixelFormat per
+    # distinct row, built from its first row (a few per series, not one per frame)
+    combined = np.zeros(n, dtype=np.int64)
+    columns: dict[str, tuple[np.ndarray, list[Any]]] = {}
+    for column, field, default in _FORMAT_COLUMNS + (("RedPaletteColorLookupTableDescriptor",
+                                                      "palette_bits", 0),):
+        if column in table.columns and n:
+            codes, uniques = pd.factorize(table[column], use_na_sentinel=True)
+            values = [_format_value(u, default, field) for u in list(uniques)] + [default]
+            codes = np.where(codes < 0, len(values) - 1, codes)
+        else:
+            codes, values = np.zeros(n, dtype=np.int64), [default]
+        columns[field] = (codes, values)
+        combined = combined * len(values) + codes
+    if n:
+        _, first_rows, format_codes = np.unique(combined, return_index=True,
+                                                return_inverse=True)
+    else:
+        first_rows = format_codes = np.empty(0, np.int64)
+    formats = []
+    for row in first_rows.tolist():
+        fields = {f: vals[int(codes[row])] for f, (codes, vals) in columns.items()}
+        if fields["bits_stored"] < 0:
+            fields["bits_stored"] = fields["bits_allocated"]
+        formats.append(PixelFormat(**fields))
     return FrameTable(
-        paths=tuple(f"{root}/{p}" for p in paths),
+        paths=tuple(f"{root}/{p}" for p in paths.tolist()),
         sizes=sizes,
         mtimes=mtimes,
-        formats=formats,
+        formats=tuple(formats),
         file=file_codes.astype(np.int32),
         index=(_column(table, "FrameNumber", 1, np.int64) - 1).astype(np.int32),
         offset=_column(table, "FrameOffset", -1, np.int64),
         length=_column(table, "FrameLength", -1, np.int64),
         pixel_offset=_column(table, "PixelDataOffset", -1, np.int64),
-        format=np.asarray(format_codes, dtype=np.int16),
+        format=np.asarray(format_codes, dtype=np.int16).reshape(-1),
         slope=_column(table, "RescaleSlope", 1.0, np.float64),
         intercept=_column(table, "RescaleIntercept", 0.0, np.float64),
     )

@@ -34,7 +34,7 @@ import sys
 import uuid
 import warnings
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -551,13 +551,16 @@ class Index:
     # -- on-demand columns ---------------------------------------------------------
 
     def ensure(
-        self, names: Iterable[str | int | Attribute], paths: Iterable[str] | None = None
+        self,
+        names: Iterable[str | int | Attribute],
+        paths: Iterable[str] | Callable[[], Iterable[str]] | None = None,
     ) -> list[str]:
         """Make sure the index holds columns for ``names``; return the column names.
 
         Attributes that are not kept by default (any keyword or tag, private tags
         included) are read from the headers of the files in ``paths`` (all files
-        by default), never from pixel data, and kept in the index, typed as
+        by default; a callable giving them is called only when a header must be
+        read), never from pixel data, and kept in the index, typed as
         the default columns are (see :mod:`lazydicom.schema`). A file changed
         since it was indexed is indexed again first, so its values never mix
         two versions of the file.
@@ -573,6 +576,8 @@ class Index:
                 if a.column not in self.table.columns:
                     self.table[a.column] = None
             return columns
+        if callable(paths):
+            paths = paths()
         paths = set(self.table["path"]) if paths is None else set(paths)
         todo: dict[str, list[Attribute]] = {}
         for a in missing:

@@ -347,8 +347,8 @@ class _Record(_Arrays):
     def ensure(self, names: Sequence[Any]) -> list[str]:
         """Index columns of ``names`` (keywords or tags), read from this record's headers
         when the index does not hold them yet (never from pixel data)."""
-        paths = set(self.table()["path"])
-        return self.database._index.ensure(names, paths)
+        # the record's files, only if an attribute must be read from headers
+        return self.database.index.ensure(names, lambda: self.table()["path"].unique().tolist())
 
     def values(self, tag: str | int) -> list[Any]:
         """The value of ``tag`` for each frame (None where absent), in index order."""

@@ -1,0 +1,234 @@
+"""Scale: index, reopen, build and one-cell times and peak memory at 10k to 1M frames.
+
+Issue 10's measurements on generated single-frame series (16x16 pixels, so
+headers dominate), each step in a fresh process so that peak RSS is the
+step's own:
+
+- cold index (``lazydicom.open`` with no index), per file;
+- reopen with nothing changed;
+- ``ndarray(3 dims)`` built over every cell;
+- one cell computed;
+- peak RSS of a fresh process that opens the folder and builds the array.
+
+Data: ``SliceLocation x FlipAngle x RepetitionTime`` grids of one series,
+written by patching the bytes of one template file (pydicom writes the
+template; fixed-width values are patched in place), 100-200 files per folder.
+A 1M-frame folder takes ~2 GB and a few minutes to write; it is kept in the
+scratch directory between runs.
+
+Run: ``python -m benchmarks.scale [--frames 10000,100000] [--data DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ensure_scale_folder", "run_scale", "GRIDS"]
+
+#: frames -> (slices, flip angles, repetition times)
+GRIDS = {
+    10_000: (25, 20, 20),
+    50_000: (50, 20, 50),
+    100_000: (50, 20, 100),
+    1_000_000: (100, 100, 100),
+}
+_FIELDS = {  # keyword -> width of its padded value in the template
+    "SOPInstanceUID": 40,
+    "InstanceNumber": 8,
+    "SliceLocation": 12,
+    "FlipAngle": 8,
+    "RepetitionTime": 8,
+    "ImagePositionPatient": 20,
+}
+_MARKERS = {  # valid, distinct placeholder values of exactly those widths
+    "SOPInstanceUID": "1.2.3." + "9" * 34,
+    "InstanceNumber": "1" * 8,
+    "SliceLocation": "4" * 12,
+    "FlipAngle": "2" * 8,
+    "RepetitionTime": "3" * 8,
+    "ImagePositionPatient": "0\\0\\" + "5" * 16,
+}
+
+
+def _template() -> tuple[bytes, dict[str, list[tuple[int, int]]]]:
+    """Bytes of one small MR file and the (offset, width) of each patched value
+    (the SOPInstanceUID is also the file meta's MediaStorageSOPInstanceUID)."""
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+    markers = _MARKERS
+    assert all(len(markers[k]) == w for k, w in _FIELDS.items())
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPInstanceUID = "1" * 40
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = MRImageStorage
+    ds.PatientID, ds.PatientName = "SCALE001", "Scale^Test"
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesNumber, ds.SeriesDescription, ds.Modality = 1, "scale", "MR"
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.PixelSpacing = [1, 1]
+    ds.Rows = ds.Columns = 16
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = np.zeros((16, 16), np.uint16).tobytes()
+    raw = markers  # written as text of the right width, then found by their bytes
+    ds.add_new(0x00080018, "UI", raw["SOPInstanceUID"])
+    ds.add_new(0x00200013, "IS", raw["InstanceNumber"])
+    ds.add_new(0x00201041, "DS", raw["SliceLocation"])
+    ds.add_new(0x00181314, "DS", raw["FlipAngle"])
+    ds.add_new(0x00180080, "DS", raw["RepetitionTime"])
+    ds.add_new(0x00200032, "DS", raw["ImagePositionPatient"])
+    from io import BytesIO
+
+    buf = BytesIO()
+    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+    data = buf.getvalue()
+    where = {}
+    for key, text in markers.items():
+        found, start = [], data.find(text.encode())
+        while start >= 0:
+            found.append((start, len(text)))
+            start = data.find(text.encode(), start + 1)
+        where[key] = found
+    return data, where
+
+
+def _fixed(text: str, width: int) -> bytes:
+    if len(text) > width:
+        raise ValueError(f"{text!r} does not fit {width} characters")
+    return text.ljust(width).encode()
+
+
+def ensure_scale_folder(scratch: Path, frames: int) -> Path:
+    """The folder of ``frames`` files (written once; a marker file records completion)."""
+    folder = scratch / f"scale-{frames}"
+    done = folder / ".complete"
+    if done.exists():
+        return folder
+    nz, nf, nt = GRIDS[frames]
+    data, where = _template()
+    template = bytearray(data)
+    folder.mkdir(parents=True, exist_ok=True)
+    number = 0
+    for t in range(nt):
+        sub = folder / f"tr{t:04d}"
+        sub.mkdir(exist_ok=True)
+        for f in range(nf):
+            for z in range(nz):
+                number += 1
+                values = {
+                    "SOPInstanceUID": f"1.2.826.0.1.3680043.9.7.{number}",
+                    "InstanceNumber": str(number),
+                    "SliceLocation": f"{z * 2.5:g}",
+                    "FlipAngle": str(f + 1),
+                    "RepetitionTime": str(10 + t),
+                    "ImagePositionPatient": f"0\\0\\{z * 2.5:g}",
+                }
+                for key, places in where.items():
+                    for offset, width in places:
+                        template[offset:offset + width] = _fixed(values[key], width)
+                (sub / f"{f:03d}_{z:04d}.dcm").write_bytes(template)
+    done.write_text(str(number))
+    return folder
+
+
+_CHILD = r"""
+import json, sys, time, resource
+step, folder = sys.argv[1], sys.argv[2]
+import lazydicom
+import lazydicom.records, lazydicom.array, lazydicom.dask_array  # imports are not timed
+import dask.threaded, dask.array.optimization
+dims = ("SliceLocation", "FlipAngle", "RepetitionTime")
+result = {}
+if step == "cold":
+    t = time.perf_counter(); db = lazydicom.open(folder, progress=False)
+    result["seconds"] = time.perf_counter() - t
+elif step == "reopen":
+    t = time.perf_counter(); db = lazydicom.open(folder, progress=False)
+    result["seconds"] = time.perf_counter() - t
+else:
+    db = lazydicom.open(folder, progress=False)
+    (series,) = db.series()
+    t = time.perf_counter(); arr = series.ndarray(dims)
+    result["build"] = time.perf_counter() - t
+    t = time.perf_counter(); arr[:, :, 3, 4, 5].compute()
+    result["one_cell"] = time.perf_counter() - t
+    result["cells"] = int(arr.size // (arr.shape[0] * arr.shape[1]))
+result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(result))
+"""
+
+
+def _child(step: str, folder: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", _CHILD, step, str(folder)], env=env,
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _baseline_rss() -> float:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    code = ("import resource, lazydicom, lazydicom.records, lazydicom.array, numpy, pandas, "
+            "dask.array; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    return float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                text=True, check=True).stdout.strip())
+
+
+def run_scale(scratch: Path, sizes: list[int], log=print) -> list[dict]:
+    """Measure each size; returns one dict per size."""
+    rows = []
+    base = _baseline_rss()
+    for frames in sizes:
+        t = time.perf_counter()
+        folder = ensure_scale_folder(scratch, frames)
+        log(f"scale {frames}: data ready in {time.perf_counter() - t:.0f} s")
+        index = folder / ".lazydicom"
+        if index.exists():
+            import shutil
+
+            shutil.rmtree(index)
+        cold = _child("cold", folder)
+        reopen = _child("reopen", folder)
+        build = _child("build", folder)
+        row = {
+            "frames": frames,
+            "cold_s": cold["seconds"],
+            "cold_us_per_file": cold["seconds"] / frames * 1e6,
+            "reopen_s": reopen["seconds"],
+            "build_s": build["build"],
+            "one_cell_s": build["one_cell"],
+            "peak_rss_mb": build["peak_rss_mb"],
+            "rss_growth_mb": build["peak_rss_mb"] - base,
+            "import_rss_mb": base,
+        }
+        rows.append(row)
+        log(json.dumps(row))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale")
+    parser.add_argument("--frames", default="10000,50000,100000")
+    parser.add_argument("--data", type=Path,
+                        default=Path(tempfile.gettempdir()) / "lazydicom-bench")
+    args = parser.parse_args(argv)
+    sizes = [int(v) for v in args.frames.split(",")]
+    run_scale(args.data, sizes)
+
+
+if __name__ == "__main__":
+    main()
