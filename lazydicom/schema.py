@@ -263,6 +263,10 @@ _CONVERT_ERRORS = (pa.ArrowException, OverflowError, TypeError, ValueError)
 
 
 def _fast_array(values: pd.Series, kind: pa.DataType, exact: bool = True) -> pa.Array:
+    if isinstance(values.dtype, pd.CategoricalDtype):  # see from_arrow: distinct values once
+        categories = _fast_array(pd.Series(values.cat.categories, dtype=object), kind, exact)
+        codes = values.cat.codes.to_numpy()
+        return categories.take(pa.array(codes, mask=codes < 0, type=pa.int32()))
     if not pa.types.is_list(kind):
         array = pa.array(values, type=kind, from_pandas=True)
         if exact and pa.types.is_integer(kind) and array.null_count < len(array):
@@ -380,8 +384,26 @@ def to_arrow(
     return pa.Table.from_arrays(arrays, names=names), problems
 
 
+#: Rows from which repeated values are kept once (pandas categoricals): a series'
+#: UIDs, descriptions and orientation repeat on every frame; a million frames
+#: of them as separate objects cost gigabytes.
+_DICTIONARY_ROWS = 512
+
+
+def _repeats(column: pa.ChunkedArray | pa.Array) -> bool:
+    """True when a column has few distinct values for its length (worth a dictionary)."""
+    n = len(column)
+    return n >= _DICTIONARY_ROWS and pc.count_distinct(column).as_py() <= n // 4
+
+
 def from_arrow(table: pa.Table) -> pd.DataFrame:
-    """The DataFrame of an index table (see the module docstring for the representation)."""
+    """The DataFrame of an index table (see the module docstring for the representation).
+
+    Columns whose values repeat (UIDs, descriptions, orientations, pixel
+    formats) are pandas categoricals: each distinct value is one object, each
+    row a small integer code. Values, comparisons and grouping are those of
+    the plain column.
+    """
     tuples: dict[str, list[Any]] = {}
     for i, field in enumerate(table.schema):
         if not (pa.types.is_list(field.type) or pa.types.is_large_list(field.type)):
@@ -400,9 +422,15 @@ def from_arrow(table: pa.Table) -> pd.DataFrame:
             ]
         # absent values (a null column converts to None in C), or a placeholder
         table = table.set_column(i, field.name, pa.nulls(len(column)))
+    for i, field in enumerate(table.schema):
+        if pa.types.is_string(field.type) and _repeats(table.column(i)):
+            table = table.set_column(i, field.name, table.column(i).dictionary_encode())
     df = table.to_pandas()
     for name, values in tuples.items():
-        df[name] = pd.Series(values, index=df.index, dtype=object)
+        column = pd.Series(values, index=df.index, dtype=object)
+        if len(values) >= _DICTIONARY_ROWS and column.nunique(dropna=True) <= len(values) // 4:
+            column = column.astype("category")
+        df[name] = column
     return df
 
 
