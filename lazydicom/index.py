@@ -189,7 +189,10 @@ def default_location(root: Path) -> Path:
 
 def _arrow_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
-    feather.write_feather(table, sink, compression="uncompressed")
+    # one record batch: a table concatenated from worker batches keeps their chunks,
+    # and an IPC file of thousands of small batches is ten times larger and slower
+    feather.write_feather(table.combine_chunks(), sink, compression="uncompressed",
+                          chunksize=max(len(table), 1))
     return sink.getvalue().to_pybytes()
 
 
