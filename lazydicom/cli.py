@@ -183,7 +183,8 @@ def _add_array(sub) -> None:
     )
     p.add_argument("folder", help="folder of DICOM files (walked recursively)")
     p.add_argument("--dims", default="InstanceNumber", metavar="D1,D2,...",
-                   help="comma-separated dims (default InstanceNumber)")
+                   help="comma-separated dims: keywords or tags such as (0018,1314) "
+                   "(default InstanceNumber)")
     p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                    help="keep series with frames where KEY equals VALUE (A|B for either); "
                    "repeat for several conditions")
@@ -199,11 +200,34 @@ class _UsageError(Exception):
     """Arguments refused before anything is read (exit status 2)."""
 
 
+def _split_dims(text: str) -> list[str]:
+    """Split ``--dims`` at the commas outside parentheses: ``(0018,1314)`` is one dim.
+
+    Examples
+    --------
+    >>> _split_dims("SliceLocation, (0018,1314),0x00180080")
+    ['SliceLocation', '(0018,1314)', '0x00180080']
+    """
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0 or depth > 1:
+            break
+        if char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    if depth != 0:
+        raise _UsageError(f"--dims {text!r}: unbalanced parentheses; write tags as "
+                          "(gggg,eeee), e.g. --dims 'SliceLocation,(0018,1314)'")
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
 def _dims(text: str) -> list[str]:
     """The comma-separated dims, each checked (a typo is reported once, with suggestions)."""
     from .tags import resolve
 
-    dims = [d.strip() for d in text.split(",") if d.strip()]
+    dims = _split_dims(text)
     for dim in dims:
         try:
             resolve(dim)
@@ -337,7 +361,8 @@ def _add_extract(sub) -> None:
                    help="folders of DICOM files (walked recursively; glob patterns such as "
                    "'scans/*' allowed), then the zarr store to write, e.g. study.zarr")
     p.add_argument("--dims", required=True, metavar="D1,D2,...",
-                   help="comma-separated dims, e.g. SliceLocation,FlipAngle")
+                   help="comma-separated dims: keywords or tags, e.g. "
+                   "SliceLocation,FlipAngle or 'SliceLocation,(0018,1314)' (quoted for the shell)")
     p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                    help="keep series with frames where KEY equals VALUE (A|B for either); "
                    "repeat for several conditions")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -38,6 +39,26 @@ def test_array_prints_shape_and_coords(tmp_path, capsys):
     assert "SliceLocation: [0, 5]" in out and "FlipAngle: [2, 5, 10]" in out
     assert "computed: min" in out
     assert main(["array", str(tmp_path), "--where", "SeriesDescription=nope", "-q"]) == 1
+
+
+@pytest.mark.parametrize("dims", ["(0020,1041),(0018,1314)", "(0020,1041), FlipAngle",
+                                  "0x00201041,(0018,1314)"])
+def test_dims_accepts_tags_with_their_comma(dims, tmp_path, capsys):
+    write_series(tmp_path, {"SliceLocation": [5.0, 0.0], "FlipAngle": [10, 2, 5]}, (6, 4))
+    assert main(["array", str(tmp_path), "--dims", "SliceLocation,FlipAngle", "-q"]) == 0
+    by_keyword = capsys.readouterr().out
+    assert main(["array", str(tmp_path), "--dims", dims, "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "shape (4, 6, 2, 3)" in out
+    assert re.search(r"\n  \S+: \[0, 5\]\n  \S+: \[2, 5, 10\]", out)
+    assert out.count("\n") == by_keyword.count("\n")
+
+
+@pytest.mark.parametrize("dims", ["(0020,1041", "SliceLocation,(0020,1041))", "((0020,1041))"])
+def test_dims_with_unbalanced_parentheses_are_refused(dims, tmp_path, capsys):
+    assert main(["array", str(tmp_path), "--dims", dims, "-q"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("lazydicom: error: --dims") and "(gggg,eeee)" in line
 
 
 def test_missing_folder_is_an_error_not_a_traceback(tmp_path, capsys):
