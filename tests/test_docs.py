@@ -8,6 +8,10 @@
   fences are blanked out first (keeping line numbers), so a closing fence is
   not read as expected output.
 
+- The command-line examples (``$ lazydicom ...`` lines in ``text`` blocks,
+  followed by the output shown) run in a copy of ``tests/data`` and must print
+  what the page shows (``...`` stands for any lines).
+
 pytest's own ``--doctest-glob='*.md'`` does not reach ``docs/`` (testpaths are
 ``tests`` and ``lazydicom``), and could not handle the fences anyway.
 """
@@ -20,6 +24,8 @@ import importlib.util
 import io
 import os
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,6 +35,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
+DATA = ROOT / "tests" / "data"
 
 #: Pages whose examples are doctests.
 DOCTESTED = ["getting-started.md", "semantics.md"]
@@ -119,3 +126,47 @@ def test_page_examples(page, tmp_path, monkeypatch):
         f"{result.failed} of {result.attempted} examples in docs/{page} failed:\n"
         f"{report.getvalue()}"
     )
+
+
+_BLOCK = re.compile(r"(?ms)^```(\w*)[^\n]*\n(.*?)^```[ \t]*$")
+
+
+def _blocks(path: Path, *languages: str) -> list[str]:
+    """The bodies of the fenced code blocks of a Markdown file in ``languages``."""
+    return [body for lang, body in _BLOCK.findall(path.read_text(encoding="utf-8"))
+            if lang in languages]
+
+
+def _console_examples(path: Path) -> list[tuple[str, str]]:
+    """``(command, output shown)`` for each ``$ lazydicom ...`` line of the text blocks."""
+    examples = []
+    for body in _blocks(path, "text"):
+        for chunk in re.split(r"(?m)^(?=\$ )", body):
+            if chunk.startswith("$ lazydicom "):
+                command, _, output = chunk.partition("\n")
+                examples.append((command[2:], output))
+    return examples
+
+
+def _bundled_data(root: Path) -> Path:
+    """A copy of ``tests/data`` at ``root/tests/data`` (the examples' paths are relative)."""
+    shutil.copytree(DATA, root / "tests" / "data", ignore=shutil.ignore_patterns(".lazydicom"))
+    return root
+
+
+def test_command_line_examples_print_what_the_page_shows(tmp_path, monkeypatch):
+    from lazydicom.cli import main
+
+    examples = _console_examples(DOCS / "cli.md")
+    assert len(examples) >= 2, "docs/cli.md shows no `$ lazydicom` example"
+    monkeypatch.chdir(_bundled_data(tmp_path))
+    checker = doctest.OutputChecker()
+    for command, shown in examples:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = main(shlex.split(command)[1:])
+        got = out.getvalue() + err.getvalue()
+        assert checker.check_output(shown, got, doctest.ELLIPSIS), (
+            f"docs/cli.md: `{command}` (exit {status}) printed\n{got}\nbut the page shows\n"
+            f"{shown}"
+        )
