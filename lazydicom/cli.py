@@ -230,10 +230,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def default_dims(table: pd.DataFrame) -> tuple[str, ...]:
+    """The dims ``lazydicom array`` uses for a series when ``--dims`` is not given.
+
+    ``InstanceNumber`` when it tells the frames apart (one frame per file,
+    numbered as usual); else ``FrameNumber`` (one multi-frame file, whose
+    frames share the file's InstanceNumber); else both (several multi-frame
+    files). When nothing tells the frames apart, ``InstanceNumber``, and the
+    grid's error names the attributes that differ.
+    """
+    from .grid import axis_key
+
+    def distinct(*columns: str) -> bool:
+        if not set(columns) <= set(table.columns):
+            return False
+        keys = zip(*(map(axis_key, table[c].tolist()) for c in columns))
+        return len(set(keys)) == len(table)
+
+    for dims in (("InstanceNumber",), ("FrameNumber",), ("InstanceNumber", "FrameNumber")):
+        if distinct(*dims):
+            return dims
+    return ("InstanceNumber",)
+
+
 def _cmd_array(args: argparse.Namespace) -> int:
     from .records import open_database
 
-    dims = tuple(_dims(args.dims))
+    dims = None if args.dims is None else tuple(_dims(args.dims))
     where = _where(args.where)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)  # `lazydicom index` lists them
@@ -245,11 +268,25 @@ def _cmd_array(args: argparse.Namespace) -> int:
     table = db.table()
     studies = _uid_suffixes(table["StudyInstanceUID"])
     series_uids = _uid_suffixes(table["SeriesInstanceUID"])
+    failed = []
     for series in found:
-        first = series.table().iloc[0]
-        print(_series_label(first, series_uids))
+        rows = series.table()
+        first = rows.iloc[0]
+        label = _series_label(first, series_uids)
+        print(label)
         print(f"  in {_study_label(first, studies)} of patient {_text(first['PatientID'])}")
-        _print_array(series, dims, compute=args.compute)
+        try:
+            _print_array(series, dims or default_dims(rows), compute=args.compute)
+        except Exception as exc:  # noqa: BLE001 - reported, and the next series shown
+            if args.debug:
+                raise
+            print(f"  failed: {_one_line(exc)}")
+            failed.append(label)
+        sys.stdout.flush()  # before any error on stderr, in order on a terminal
+    if failed:
+        print(f"lazydicom: error: {len(failed)} of {_count(len(found), 'series', 'series')} "
+              f"failed: {'; '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -278,12 +315,15 @@ def _add_array(sub) -> None:
         help="show the N-D array of each matching series for some dims",
         description="Index FOLDER (or refresh its index) and, for each series matching "
         "--where, build series.ndarray(DIMS) and print its shape, dtype and coordinates. "
-        "Nothing is read unless --compute is given.",
+        "Nothing is read unless --compute is given. A series that fails (two frames in "
+        "one cell of DIMS, say) is reported and the next one shown; the exit status is "
+        "then 1.",
     )
     p.add_argument("folder", help="folder of DICOM files (walked recursively)")
-    p.add_argument("--dims", default="InstanceNumber", metavar="D1,D2,...",
+    p.add_argument("--dims", default=None, metavar="D1,D2,...",
                    help="comma-separated dims: keywords or tags such as (0018,1314) "
-                   "(default InstanceNumber)")
+                   "(default, per series: InstanceNumber, or FrameNumber when frames "
+                   "share an InstanceNumber, as in multi-frame files)")
     p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                    help="keep series with frames where KEY equals VALUE (A|B for either); "
                    "repeat for several conditions")

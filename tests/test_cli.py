@@ -6,11 +6,12 @@ import re
 import subprocess
 import sys
 
+import pandas as pd
 import pydicom
 import pytest
 
-from lazydicom.cli import main
-from tests.synthetic import write_junk, write_series
+from lazydicom.cli import default_dims, main
+from tests.synthetic import write_enhanced_mr, write_junk, write_series
 
 
 def _headers(folder):
@@ -101,6 +102,53 @@ def test_array_labels_series_with_their_study(corpus, capsys):
                     if a.endswith(series_uid) and b.endswith(study_uid)]
         shown.add(match)
     assert shown == expected
+
+
+def test_array_reports_every_series_and_goes_on_after_a_failure(corpus, capsys):
+    """The ultrasound file's 11 frames share one InstanceNumber: that series fails, alone."""
+    argv = ["array", str(corpus), "--dims", "InstanceNumber", "-q"]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    blocks = [b for b in re.split(r"(?m)^(?=Series )", captured.out) if b]
+    assert len(blocks) == len({ds.SeriesInstanceUID for _, ds in _headers(corpus)})
+    failed = [b for b in blocks if "  failed: " in b]
+    assert len(failed) == 1 and failed[0].startswith("Series 5829 'IAS FEN2' US")
+    assert "share a cell" in failed[0] and "FrameNumber" in failed[0]
+    assert all("shape (" in b for b in blocks if b not in failed)
+    (line,) = captured.err.splitlines()
+    assert line.startswith(f"lazydicom: error: 1 of {len(blocks)} series failed: "
+                           "Series 5829 'IAS FEN2'")
+
+
+def test_array_default_dims_for_multi_frame_files(corpus, tmp_path, capsys):
+    """FrameNumber where frames share an InstanceNumber (per series), else InstanceNumber."""
+    us = pydicom.dcmread(corpus / "us-palette-color" / "0020.DCM", stop_before_pixels=True)
+    assert main(["array", str(corpus), "-q"]) == 0
+    out = capsys.readouterr().out
+    blocks = {b.split("\n")[0]: b for b in re.split(r"(?m)^(?=Series )", out) if b}
+    (block,) = [b for head, b in blocks.items() if "'IAS FEN2'" in head]
+    frames = int(us.NumberOfFrames)
+    assert f"shape ({us.Columns}, {us.Rows}, {frames}, 3) on (x, y, FrameNumber, rgb)" in block
+    assert f"FrameNumber: [1, 2, 3, 4, 5, 6, 7, 8, ...] ({frames} values)" in block
+    (block,) = [b for head, b in blocks.items() if "'Cor_T1MOLLI_BH'" in head]
+    assert "dims=('InstanceNumber',)" in block  # Philips numbers its frames
+    assert sum("dims=('InstanceNumber',)" in b for b in blocks.values()) == len(blocks) - 1
+    # a synthetic enhanced file: one InstanceNumber for all frames
+    write_enhanced_mr(tmp_path / "enh" / "IM1", {"InStackPositionNumber": [1, 2, 3]})
+    assert main(["array", str(tmp_path / "enh"), "-q"]) == 0
+    assert "dims=('FrameNumber',)): shape (4, 6, 3)" in capsys.readouterr().out
+
+
+def test_default_dims_rule():
+    """The rule on its own, including several multi-frame files in one series."""
+    one_per_file = pd.DataFrame({"InstanceNumber": [1, 2, 3], "FrameNumber": [1, 1, 1]})
+    one_file = pd.DataFrame({"InstanceNumber": [7, 7, 7], "FrameNumber": [1, 2, 3]})
+    two_files = pd.DataFrame({"InstanceNumber": [1, 1, 2, 2], "FrameNumber": [1, 2, 1, 2]})
+    no_numbers = pd.DataFrame({"InstanceNumber": [None, None], "FrameNumber": [1, 1]})
+    assert default_dims(one_per_file) == ("InstanceNumber",)
+    assert default_dims(one_file) == ("FrameNumber",)
+    assert default_dims(two_files) == ("InstanceNumber", "FrameNumber")
+    assert default_dims(no_numbers) == ("InstanceNumber",)  # the grid's error says why
 
 
 def test_array_prints_shape_and_coords(tmp_path, capsys):
