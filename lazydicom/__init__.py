@@ -51,8 +51,12 @@ _LAZY = {
     "Patient": ("records", "Patient"),
     "Study": ("records", "Study"),
     "Series": ("records", "Series"),
-    **{m: (m, None) for m in ("array", "cache", "decoders", "extract", "geometry", "io",
-                              "writers", "records", "index", "pixels", "grid", "tags")},
+    # every public submodule, so that any name the docs use (lazydicom.extract.extract,
+    # lazydicom.cache.FrameCache, lazydicom.backend...) works after `import lazydicom`
+    **{m: (m, None) for m in ("array", "backend", "cache", "cli", "commits", "dask_array",
+                              "decoders", "disk", "extract", "fragments", "geometry", "grid",
+                              "header", "index", "io", "pixels", "records", "scan", "schema",
+                              "tags", "workers", "writers")},
 }
 
 

@@ -22,6 +22,7 @@ import contextlib
 import doctest
 import importlib.util
 import io
+import json
 import os
 import re
 import shlex
@@ -170,3 +171,32 @@ def test_command_line_examples_print_what_the_page_shows(tmp_path, monkeypatch):
             f"docs/cli.md: `{command}` (exit {status}) printed\n{got}\nbut the page shows\n"
             f"{shown}"
         )
+
+
+_RESOLVE = """
+import functools, json, sys
+import lazydicom
+missing = []
+for name in json.loads(sys.argv[1]):
+    try:
+        functools.reduce(getattr, name.split(".")[1:], lazydicom)
+    except AttributeError as exc:
+        missing.append(f"{name}: {exc}")
+print("\\n".join(missing))
+"""
+
+
+def test_names_the_docs_use_work_after_a_plain_import():
+    """``lazydicom.extract.extract``, ``lazydicom.cache.FrameCache``... after ``import lazydicom``.
+
+    In a fresh interpreter, so that no submodule is imported already.
+    """
+    pages = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+    names = sorted({name for page in pages for name in re.findall(
+        r"\blazydicom(?:\.[A-Za-z_]\w*)+", page.read_text(encoding="utf-8"))})
+    assert "lazydicom.cache.FrameCache" in names and "lazydicom.extract.extract" in names
+    proc = subprocess.run([sys.executable, "-c", _RESOLVE, json.dumps(names)], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert not proc.stdout.strip(), f"names in the docs that do not resolve:\n{proc.stdout}"
