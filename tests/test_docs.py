@@ -8,6 +8,12 @@
   fences are blanked out first (keeping line numbers), so a closing fence is
   not read as expected output.
 
+- The ``python`` blocks of README.md and of every docs page run as written:
+  each block as a script of its own (``__name__ == "__main__"``, so process
+  pools work), in order, in a folder holding a copy of ``tests/data``. A
+  block that cannot run here (a signature, a cluster's address) is marked
+  with ``<!-- not run: why -->`` on the line before its fence.
+- The ``lazydicom`` commands of the README's ``bash`` blocks run too.
 - The command-line examples (``$ lazydicom ...`` lines in ``text`` blocks,
   followed by the output shown) run in a copy of ``tests/data`` and must print
   what the page shows (``...`` stands for any lines).
@@ -39,7 +45,7 @@ DOCS = ROOT / "docs"
 DATA = ROOT / "tests" / "data"
 
 #: Pages whose examples are doctests.
-DOCTESTED = ["getting-started.md", "semantics.md"]
+DOCTESTED = ["getting-started.md", "semantics.md", "writing.md"]
 
 _FENCE = re.compile(r"(?m)^[ \t]*(```|~~~).*$")
 
@@ -200,3 +206,54 @@ def test_names_the_docs_use_work_after_a_plain_import():
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert not proc.stdout.strip(), f"names in the docs that do not resolve:\n{proc.stdout}"
+
+
+_NOT_RUN = re.compile(r"<!--\s*not run:\s*\S.*?-->\s*$")
+PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+
+
+def _python_programs(path: Path) -> list[str]:
+    """The ``python`` blocks of a page, in order, without those marked not run."""
+    text = path.read_text(encoding="utf-8")
+    programs = []
+    for match in _BLOCK.finditer(text):
+        before = text[:match.start()].rstrip().rsplit("\n", 1)[-1]
+        if match.group(1) == "python" and not _NOT_RUN.search(before):
+            programs.append(match.group(2))
+    return programs
+
+
+def _page_param(path: Path):
+    uses_cluster = any("LocalCluster(" in p for p in _python_programs(path))
+    return pytest.param(path, id=path.name,
+                        marks=[pytest.mark.distributed] if uses_cluster else [])
+
+
+@pytest.mark.parametrize("page", [_page_param(p) for p in PAGES if _python_programs(p)])
+def test_python_blocks_run_as_written(page, tmp_path):
+    """Each block is a script of its own: a reader may copy any one of them."""
+    folder = _bundled_data(tmp_path)
+    for number, code in enumerate(_python_programs(page), 1):
+        program = tmp_path / f"example{number}.py"
+        program.write_text(code, encoding="utf-8")
+        proc = subprocess.run([sys.executable, program.name], cwd=folder,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)},
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, (
+            f"python block {number} of {page.relative_to(ROOT)} failed:\n{code}\n"
+            f"{proc.stderr[-3000:]}"
+        )
+
+
+def test_readme_commands_run(tmp_path, monkeypatch):
+    """The ``lazydicom`` commands of the README's set-up block, on the bundled data."""
+    from lazydicom.cli import main
+
+    commands = [part.strip() for body in _blocks(ROOT / "README.md", "bash")
+                for line in body.splitlines() for part in line.split("&&")
+                if part.strip().startswith("lazydicom ")]
+    assert len(commands) >= 2
+    monkeypatch.chdir(_bundled_data(tmp_path))
+    for command in commands:
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main(shlex.split(command)[1:]) == 0, command
