@@ -40,6 +40,8 @@ from pathlib import Path
 
 import pytest
 
+import lazydicom.errors
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 DATA = ROOT / "tests" / "data"
@@ -106,10 +108,20 @@ def test_mkdocs_build_strict(tmp_path):
     api = (site / "api" / "index.html").read_text(encoding="utf-8")
     for anchor in (
         "lazydicom.open",
+        "lazydicom.zeros",
         "lazydicom.Database",
+        "lazydicom.Study.ndarray",
         "lazydicom.Series.ndarray",
         "lazydicom.Series.numpy",
-        "lazydicom.DuplicateCellError",
+        "lazydicom.Series.xarray",
+        "lazydicom.Series.to_zarr",
+        "lazydicom.cache.FrameCache",
+        "lazydicom.extract.extract",
+        "lazydicom.io.zarr.to_zarr",
+        "lazydicom.io.xarray.to_xarray",
+        "lazydicom.backend.LazyDicomBackendEntrypoint",
+        "lazydicom.cache.CacheWarning",
+        *(f"lazydicom.{name}" for name in lazydicom.errors.__all__),
     ):
         assert f'id="{anchor}"' in api, f"API page does not document {anchor}"
 
