@@ -1,6 +1,6 @@
 """lazydicom: lazy, chunked N-D arrays from folders of DICOM files.
 
-Index the headers of a folder once with :func:`open`, then ask a series for
+Index the headers of a folder once with [`open`][lazydicom.open], then ask a series for
 its pixels as a dask array whose axes are DICOM attributes::
 
     db = lazydicom.open("study/")

@@ -58,7 +58,7 @@ def _size(n: float) -> str:
 
 
 def varying(table: pd.DataFrame) -> list[str]:
-    """Attributes from :data:`_DIM_HINTS` that take more than one value in ``table``."""
+    """Attributes from ``_DIM_HINTS`` that take more than one value in ``table``."""
     from .grid import axis_key
 
     out = []

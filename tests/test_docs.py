@@ -124,6 +124,10 @@ def test_mkdocs_build_strict(tmp_path):
         *(f"lazydicom.{name}" for name in lazydicom.errors.__all__),
     ):
         assert f'id="{anchor}"' in api, f"API page does not document {anchor}"
+    # docstrings render: no Sphinx role left as text (mkdocstrings does not read them)
+    for page in site.rglob("*.html"):
+        roles = re.findall(r":(?:func|class|meth|mod|data|attr|exc|obj):", page.read_text("utf-8"))
+        assert not roles, f"{page.relative_to(site)} shows Sphinx roles as text: {roles[:5]}"
 
 
 @pytest.mark.parametrize("page", DOCTESTED)
