@@ -1,6 +1,6 @@
 """lazydicom: lazy, chunked N-D arrays from folders of DICOM files.
 
-Index the headers of a folder once with :func:`open`, then ask a series for
+Index the headers of a folder once with [`open`][lazydicom.open], then ask a series for
 its pixels as a dask array whose axes are DICOM attributes::
 
     db = lazydicom.open("study/")
@@ -51,8 +51,12 @@ _LAZY = {
     "Patient": ("records", "Patient"),
     "Study": ("records", "Study"),
     "Series": ("records", "Series"),
-    **{m: (m, None) for m in ("array", "cache", "decoders", "extract", "geometry", "io",
-                              "writers", "records", "index", "pixels", "grid", "tags")},
+    # every public submodule, so that any name the docs use (lazydicom.extract.extract,
+    # lazydicom.cache.FrameCache, lazydicom.backend...) works after `import lazydicom`
+    **{m: (m, None) for m in ("array", "backend", "cache", "cli", "commits", "dask_array",
+                              "decoders", "disk", "extract", "fragments", "geometry", "grid",
+                              "header", "index", "io", "pixels", "records", "scan", "schema",
+                              "tags", "workers", "writers")},
 }
 
 

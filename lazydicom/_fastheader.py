@@ -18,7 +18,7 @@ cross-check both paths on real and synthetic files). Whenever anything is
 unusual (other transfer syntaxes, a VR the walker does not know, a length
 running past the end of the file, a command set, enhanced multi-frame
 functional groups, a mismatch between the transfer syntax and the encoding
-found, ...) :func:`read_fast` returns ``None`` and the caller uses pydicom.
+found, ...) ``read_fast`` returns ``None`` and the caller uses pydicom.
 Single values it cannot convert exactly (other character sets, ambiguous VRs
 in implicit VR, private tags in implicit VR, ``UN``, ``AT``, malformed numbers)
 are converted by pydicom itself from the raw bytes found here.
@@ -141,7 +141,7 @@ def _norm(x: Any) -> Any:
 
 
 def plain(value: Any) -> Any:
-    """:func:`lazydicom.tags.plain_value` with pydicom's number/UID subclasses made plain.
+    """``lazydicom.tags.plain_value`` with pydicom's number/UID subclasses made plain.
 
     ``plain_value`` keeps pydicom's ``IS`` (an ``int`` subclass) and ``UID``
     items in multi-valued elements, and turns pydicom 3 sequences into their
@@ -330,7 +330,7 @@ def convert_fast(vr: bytes, raw: bytes, encoding: str | None) -> Any:
     Returns
     -------
     object
-        The plain value, or :data:`FALLBACK` when pydicom must convert it.
+        The plain value, or ``FALLBACK`` when pydicom must convert it.
     """
     if not raw:
         return None  # pydicom's empty value for every VR is plain None
@@ -525,7 +525,7 @@ def _skip_item(r: _Buffer, pos: int, implicit: bool, depth: int) -> int:
 
 @dataclass
 class FastHeader:
-    """What :func:`read_fast` found.
+    """What ``read_fast`` found.
 
     Attributes
     ----------
@@ -591,7 +591,7 @@ def read_fast(fd: int, size: int, plan: Plan) -> FastHeader | None:
     size : int
         The file's size in bytes.
     plan : Plan
-        From :func:`plan_for`.
+        From ``plan_for``.
 
     Returns
     -------

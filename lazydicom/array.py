@@ -1,19 +1,19 @@
 """The frames array: one lazy array-like over the selected frames of a grid.
 
-:class:`DicomFrames` is what every output reads through. It knows its
+[`DicomFrames`][lazydicom.array.DicomFrames] is what every output reads through. It knows its
 ``shape`` ``(x, y, *dims[, 3])``, ``dtype``, ``dims`` and ``coords`` before any
 pixel is read, and ``frames[key]`` reads exactly the frames of the cells that
 ``key`` selects (one open per file), fills empty cells without reading, and
 returns a numpy array. It is small and picklable (a columnar
-:class:`~lazydicom.pixels.FrameTable` plus the grid's cell array), so the same
+``FrameTable`` plus the grid's cell array), so the same
 object serves:
 
-- :meth:`DicomFrames.to_dask`: a dask array with one ``getter`` task per
-  chunk (as :func:`dask.array.from_array` builds). Chunks are sized in bytes
-  and span many frames; dask fuses later slicing into the ``getter`` task, so
+- [`DicomFrames.to_dask`][lazydicom.array.DicomFrames.to_dask]: a dask array with one
+  ``getter`` task per chunk (as ``dask.array.from_array`` builds). Chunks are
+  sized in bytes and span many frames; dask fuses later slicing into the ``getter`` task, so
   ``arr[:, :, 3, 1, 0]`` still reads one frame even from a chunk of hundreds.
-- :meth:`DicomFrames.read`: the eager read into one numpy array, frames
-  written straight into their slots by parallel tasks.
+- [`DicomFrames.read`][lazydicom.array.DicomFrames.read]: the eager read into one numpy
+  array, frames written straight into their slots by parallel tasks.
 - xarray and zarr output, which take a ``DicomFrames`` rather than a Series.
 
 Memory order. A DICOM frame is ``(rows, columns)`` in C order, which is the
@@ -22,13 +22,13 @@ memory of ``(x, y)`` in Fortran order. Blocks are therefore Fortran-ordered
 writes of frames need no transposition. dask's default ``compute()`` would
 assemble the result in C order, scattering every pixel (a corner turn that
 costs several times the read, measured in docs/semantics.md), so the array
-returned by :meth:`~DicomFrames.to_dask` is a
-:class:`~lazydicom.dask_array.FrameArray`: a ``dask.array.Array`` whose
+returned by [`to_dask`][lazydicom.array.DicomFrames.to_dask] is a
+[`FrameArray`][lazydicom.dask_array.FrameArray]: a ``dask.array.Array`` whose
 ``compute()`` assembles blocks in Fortran order (one chunk is returned as
 is). Arrays derived from it (slices, arithmetic) are plain dask arrays and
 compute as dask does.
 
-Selection planning is here too: :func:`select` turns a table of frames and
+Selection planning is here too: ``select`` turns a table of frames and
 ``dims``/``coords``/``slice`` into a ``DicomFrames``.
 """
 
@@ -76,7 +76,7 @@ builtins_slice = builtins.slice  # parameters below are named slice
 class DicomFrames:
     """The selected frames of a series, placed on a grid of coordinate values.
 
-    Build with :meth:`Series.frames <lazydicom.Series.frames>` (or :func:`select`).
+    Build with [`Series.frames`][lazydicom.Series.frames] (or ``select``).
 
     Attributes
     ----------
@@ -94,7 +94,7 @@ class DicomFrames:
     rescale : bool
         Whether RescaleSlope/Intercept are applied.
     cache : optional
-        A frame cache (:class:`~lazydicom.cache.FrameCache`) frames are read through.
+        A frame cache ([`FrameCache`][lazydicom.cache.FrameCache]) frames are read through.
     rows : numpy.ndarray, optional
         For each frame of ``table``, its position in the index table the
         selection was planned from (to look up other attributes of a cell).
@@ -315,7 +315,8 @@ class DicomFrames:
     def to_dask(self, chunks: Any = None) -> FrameArray:
         """A dask array reading these frames, one ``getter`` task per chunk.
 
-        See :meth:`chunks` for ``chunks``. Building it opens no file.
+        See [`chunks`][lazydicom.array.DicomFrames.chunks] for ``chunks``. Building it opens no
+        file.
         """
         from .dask_array import frame_array  # imports dask: not at lazydicom's import
 
@@ -567,7 +568,7 @@ def _format_value(value: Any, default: Any, field: str) -> Any:
 
 
 def frame_table(table: pd.DataFrame, root: str) -> FrameTable:
-    """The :class:`FrameTable` of the image rows of an index table (vectorised)."""
+    """The ``FrameTable`` of the image rows of an index table (vectorised)."""
     import pandas as pd
 
     n = len(table)

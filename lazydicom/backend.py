@@ -10,7 +10,7 @@ xarray opens a DICOM folder as it opens a netCDF or zarr store::
 Each series becomes a variable (``open_dataset``) or a group with a variable
 ``pixels`` (``open_datatree``), dims ``("x", "y", *dims)``, with the grid's
 coordinates and the series' attributes. The data are a
-:class:`DicomBackendArray` over the series' :class:`~lazydicom.array.DicomFrames`:
+``DicomBackendArray`` over the series' [`DicomFrames`][lazydicom.array.DicomFrames]:
 xarray indexes it lazily, so ``ds.isel(SliceLocation=3).load()`` reads only
 those frames, with or without dask (``chunks={}`` gives dask arrays with
 lazydicom's default chunks).
@@ -41,7 +41,7 @@ __all__ = ["LazyDicomBackendEntrypoint", "DicomBackendArray"]
 
 
 class DicomBackendArray(BackendArray):
-    """xarray's lazily indexed view of a :class:`~lazydicom.array.DicomFrames`."""
+    """xarray's lazily indexed view of a [`DicomFrames`][lazydicom.array.DicomFrames]."""
 
     def __init__(self, frames: DicomFrames) -> None:
         self.frames = frames
@@ -105,15 +105,15 @@ class LazyDicomBackendEntrypoint(BackendEntrypoint):
     Parameters of ``open_dataset``/``open_datatree`` (besides xarray's own):
 
     dims : sequence of str
-        Dims of every series, as :meth:`Series.ndarray <lazydicom.Series.ndarray>`
+        Dims of every series, as [`Series.ndarray`][lazydicom.Series.ndarray]
         (default ``("InstanceNumber",)``).
     where : dict, optional
         Keep the series with frames matching these values (as
-        :meth:`Database.series <lazydicom.Database.series>`).
+        [`Database.series`][lazydicom.Database.series]).
     fill_value, rescale : optional
-        As :meth:`Series.ndarray <lazydicom.Series.ndarray>`.
+        As [`Series.ndarray`][lazydicom.Series.ndarray].
     index_path, cache : optional
-        As :func:`lazydicom.open`.
+        As [`lazydicom.open`][lazydicom.open].
 
     ``open_dataset`` puts every matching series in one Dataset, a variable per
     series named ``SeriesNumber_description_uidhash``; they must share the

@@ -1,7 +1,7 @@
 """The frame cache: decoded frames kept in a zarr store, read-through and write-through.
 
 Decoding a compressed frame costs tens of milliseconds; reading it back from
-the cache costs a fraction of one. :class:`FrameCache` is a small picklable
+the cache costs a fraction of one. [`FrameCache`][lazydicom.cache.FrameCache] is a small picklable
 handle (a store path, or a zarr store object, and a few options) that every
 read task carries; each process opens the store itself on first use.
 
@@ -15,7 +15,7 @@ never served. The array is ``(rows, columns[, 3])`` as pydicom's
 ``pixel_array`` gives it, one chunk, compressed with blosc-lz4 by default.
 
 What is cached. The STORED values (after decoding and palette lookup, before
-RescaleSlope/Intercept); :func:`~lazydicom.pixels.read_frames` applies rescale
+RescaleSlope/Intercept); ``read_frames`` applies rescale
 on the way into the array, exactly as for a frame read from DICOM, so one
 entry serves ``rescale=True`` and ``rescale=False`` and values are
 bit-identical with and without the cache.
@@ -145,7 +145,7 @@ class FrameCache:
         return self
 
     def group(self):
-        """The cache as a :class:`zarr.Group` (for inspection)."""
+        """The cache as a ``zarr.Group`` (for inspection)."""
         import zarr
 
         return zarr.open_group(self.store(), mode="r")
@@ -228,7 +228,7 @@ class FrameCache:
     def put(self, identity: Identity, frame: np.ndarray) -> None:
         """Write a frame's stored values ``(rows, cols[, 3])``, chunk first, metadata last.
 
-        A failed write warns with :class:`CacheWarning` once and stops this
+        A failed write warns with [`CacheWarning`][lazydicom.cache.CacheWarning] once and stops this
         process writing to that cache; the read itself is not affected.
         """
         where = self._where()
@@ -313,8 +313,9 @@ def open_cache(spec: Any, default_location: str | os.PathLike) -> FrameCache | N
     """The cache for ``lazydicom.open(..., cache=spec)``.
 
     ``None``/``False``: no cache. ``True``: ``default_location``. A path: a
-    zarr store in that folder. A zarr store: used as is. A :class:`FrameCache`:
-    used as is (to set ``native``, ``compressor`` or ``verify``).
+    zarr store in that folder. A zarr store: used as is. A
+    [`FrameCache`][lazydicom.cache.FrameCache]: used as is (to set ``native``, ``compressor`` or
+    ``verify``).
     """
     if spec is None or spec is False:
         return None

@@ -3,6 +3,13 @@
 ``lazydicom index FOLDER`` builds or refreshes the index of a folder and
 prints its patients, studies and series, with the attributes that vary within
 each series (candidates for ``dims``) and the files that were skipped.
+``lazydicom array`` shows the array of each series, ``lazydicom extract``
+writes them to zarr (or NIfTI).
+
+One wording throughout: studies and series are labelled by description,
+date, time and the end of their UID (descriptions repeat, UIDs do not);
+frame sizes are ``rows x columns``, as DICOM says; array shapes are
+``(x, y, *dims)``, x running along a row; counts agree with their noun.
 
 Errors are one line on stderr (``lazydicom: error: ...``) and a non-zero exit
 status, never a traceback (``--debug`` shows it): 2 for arguments refused
@@ -51,7 +58,7 @@ def _size(n: float) -> str:
 
 
 def varying(table: pd.DataFrame) -> list[str]:
-    """Attributes from :data:`_DIM_HINTS` that take more than one value in ``table``."""
+    """Attributes from ``_DIM_HINTS`` that take more than one value in ``table``."""
     from .grid import axis_key
 
     out = []
@@ -71,38 +78,118 @@ def _text(value) -> str:
     return "-" if value is None or value == "" else str(value)
 
 
+def _count(n: int, word: str, plural: str | None = None) -> str:
+    """``1 frame``, ``2 frames``; ``plural`` for irregular words (``series``)."""
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
+def _date(value) -> str:
+    """A DICOM date (DA, ``YYYYMMDD``) as ``YYYY-MM-DD``; other text as it is."""
+    text = _text(value)
+    if len(text) == 8 and text.isdigit():
+        return f"{text[:4]}-{text[4:6]}-{text[6:]}"
+    return "" if text == "-" else text
+
+
+def _time(value) -> str:
+    """A DICOM time (TM, ``HHMMSS.FFFFFF``) as ``HH:MM:SS`` (or ``HH:MM``, ``HH``)."""
+    text = _text(value)
+    if text == "-":
+        return ""
+    digits = text.split(".")[0].replace(":", "")
+    if digits.isdigit() and len(digits) in (2, 4, 6):
+        return ":".join(digits[i:i + 2] for i in range(0, len(digits), 2))
+    return text
+
+
+def _when(row, prefix: str) -> str:
+    """``StudyDate StudyTime`` (or ``Series...``) of a table row, formatted; '' if absent."""
+    return " ".join(t for t in (_date(row[f"{prefix}Date"]), _time(row[f"{prefix}Time"])) if t)
+
+
+def _uid_suffixes(uids, least: int = 5) -> dict[str, str]:
+    """The shortest common length of UID suffix (``least`` or more) telling ``uids`` apart.
+
+    Descriptions, numbers and dates repeat (the same protocol in two
+    sessions, anonymised dates), UIDs do not; their beginnings are shared
+    roots, so the end is what differs. One length for all, so that the
+    suffixes line up and none is the end of another.
+
+    Examples
+    --------
+    >>> _uid_suffixes(["1.2.840.99.1.2593.0", "1.2.840.99.1.2634.0"])
+    {'1.2.840.99.1.2593.0': '...593.0', '1.2.840.99.1.2634.0': '...634.0'}
+    """
+    uids = sorted({_text(u) for u in uids})
+    for n in range(least, max(map(len, uids), default=0) + 1):
+        if len({u[-n:] for u in uids}) == len(uids):
+            break
+    else:
+        n = max(map(len, uids), default=0)
+    return {u: (u if len(u) <= n else "..." + u[-n:]) for u in uids}
+
+
+def _frame_size(table: pd.DataFrame) -> str:
+    """``512 rows x 512 columns`` (the DICOM Rows and Columns; ``x`` runs along a row)."""
+    sizes = table[["Rows", "Columns"]].drop_duplicates()
+    text = [f"{int(r)} rows x {int(c)} columns" for r, c in sizes.itertuples(index=False)]
+    return text[0] if len(text) == 1 else "frames of several sizes: " + ", ".join(text)
+
+
+def _described(*parts: str) -> str:
+    return " ".join(p for p in parts if p)
+
+
+def _quoted(value) -> str:
+    """A description in quotes, or '' when there is none."""
+    text = _text(value)
+    return "" if text == "-" else repr(text)
+
+
+def _study_label(first, suffix: dict[str, str]) -> str:
+    """``Study 'BRAIN^RESEARCH' 1904-03-21, uid ...71264``: what tells studies apart."""
+    return (_described("Study", _quoted(first["StudyDescription"]), _when(first, "Study"))
+            + f", uid {suffix[_text(first['StudyInstanceUID'])]}")
+
+
+def _series_label(first, suffix: dict[str, str]) -> str:
+    """``Series 6 'ax 5 flip' MR 2004-03-21 10:21:07, uid ...57403``."""
+    return (_described("Series", _text(first["SeriesNumber"]),
+                       _quoted(first["SeriesDescription"]), _text(first["Modality"]),
+                       _when(first, "Series"))
+            + f", uid {suffix[_text(first['SeriesInstanceUID'])]}")
+
+
 def _print_tree(db, out) -> None:
     table = db.table()
     if not len(table):
         print("No image frames found.", file=out)
     sizes = table.drop_duplicates("path")
+    studies = _uid_suffixes(table["StudyInstanceUID"])
+    series_uids = _uid_suffixes(table["SeriesInstanceUID"])
     for pid, patient in table.groupby("PatientID", dropna=False, sort=True):
         print(f"Patient {_text(pid)} ({_text(patient['PatientName'].iloc[0])})", file=out)
         for _, study in patient.groupby("StudyInstanceUID", dropna=False, sort=False):
-            first = study.iloc[0]
-            print(f"  Study {_text(first['StudyDescription'])!r} {_text(first['StudyDate'])}",
-                  file=out)
+            print(f"  {_study_label(study.iloc[0], studies)}", file=out)
             for uid, series in study.groupby("SeriesInstanceUID", dropna=False, sort=False):
-                first = series.iloc[0]
                 nbytes = sizes[sizes["SeriesInstanceUID"] == uid]["size"].sum()
                 hint = ", ".join(varying(series)) or "-"
                 print(
-                    f"    Series {_text(first['SeriesNumber']):>4} "
-                    f"{_text(first['SeriesDescription'])!r} {_text(first['Modality'])}: "
-                    f"{len(series)} frames in {series['path'].nunique()} files "
-                    f"({_size(nbytes)}), {int(first['Rows'])}x{int(first['Columns'])}; "
-                    f"varies: {hint}",
+                    f"    {_series_label(series.iloc[0], series_uids)}: "
+                    f"{_count(len(series), 'frame')} in "
+                    f"{_count(series['path'].nunique(), 'file')} ({_size(nbytes)}), "
+                    f"{_frame_size(series)}; varies: {hint}",
                     file=out,
                 )
     objects = db.objects()
     if len(objects):
-        print(f"\n{len(objects)} object(s) without pixel data (not frames):", file=out)
+        print(f"\n{_count(len(objects), 'object')} without pixel data (not frames):", file=out)
         for _, row in objects.iterrows():
             print(f"  {row['path']!r}: {_text(row['Modality'])} {_text(row['SOPClassUID'])}",
                   file=out)
     skipped = db.skipped()
     if len(skipped):
-        print(f"\n{len(skipped)} file(s) skipped:", file=out)
+        print(f"\n{_count(len(skipped), 'file')} skipped:", file=out)
         for _, row in skipped.iterrows():
             print(f"  {row['path']!r}: {row['reason']}", file=out)
 
@@ -143,12 +230,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cmd_array(args: argparse.Namespace) -> int:
-    import numpy as np
+def default_dims(table: pd.DataFrame) -> tuple[str, ...]:
+    """The dims ``lazydicom array`` uses for a series when ``--dims`` is not given.
 
+    ``InstanceNumber`` when it tells the frames apart (one frame per file,
+    numbered as usual); else ``FrameNumber`` (one multi-frame file, whose
+    frames share the file's InstanceNumber); else both (several multi-frame
+    files). When nothing tells the frames apart, ``InstanceNumber``, and the
+    grid's error names the attributes that differ.
+    """
+    from .grid import axis_key
+
+    def distinct(*columns: str) -> bool:
+        if not set(columns) <= set(table.columns):
+            return False
+        keys = zip(*(map(axis_key, table[c].tolist()) for c in columns))
+        return len(set(keys)) == len(table)
+
+    for dims in (("InstanceNumber",), ("FrameNumber",), ("InstanceNumber", "FrameNumber")):
+        if distinct(*dims):
+            return dims
+    return ("InstanceNumber",)
+
+
+def _cmd_array(args: argparse.Namespace) -> int:
     from .records import open_database
 
-    dims = _dims(args.dims)
+    dims = None if args.dims is None else tuple(_dims(args.dims))
     where = _where(args.where)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)  # `lazydicom index` lists them
@@ -157,20 +265,48 @@ def _cmd_array(args: argparse.Namespace) -> int:
     if not found:
         print("No series matched.", file=sys.stderr)
         return 1
+    table = db.table()
+    studies = _uid_suffixes(table["StudyInstanceUID"])
+    series_uids = _uid_suffixes(table["SeriesInstanceUID"])
+    failed = []
     for series in found:
-        arr = series.ndarray(dims)
-        print(f"{series!r}")
-        print(f"  ndarray(dims={tuple(dims)}): shape {arr.shape}, dtype {arr.dtype}, "
-              f"{arr.npartitions} chunks (nothing read yet)")
-        for dim, values in series.coords(dims).items():
-            shown = list(values)
-            text = ", ".join(map(str, shown[:8])) + (", ..." if len(shown) > 8 else "")
-            print(f"  {dim}: [{text}]")
-        if args.compute:
-            pixels = series.numpy(dims)
-            print(f"  computed: min {np.min(pixels)}, max {np.max(pixels)}, "
-                  f"mean {np.mean(pixels, dtype=np.float64):.4g}")
+        rows = series.table()
+        first = rows.iloc[0]
+        label = _series_label(first, series_uids)
+        print(label)
+        print(f"  in {_study_label(first, studies)} of patient {_text(first['PatientID'])}")
+        try:
+            _print_array(series, dims or default_dims(rows), compute=args.compute)
+        except Exception as exc:  # noqa: BLE001 - reported, and the next series shown
+            if args.debug:
+                raise
+            print(f"  failed: {_one_line(exc)}")
+            failed.append(label)
+        sys.stdout.flush()  # before any error on stderr, in order on a terminal
+    if failed:
+        print(f"lazydicom: error: {len(failed)} of {_count(len(found), 'series', 'series')} "
+              f"failed: {'; '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _print_array(series, dims: tuple[str, ...], *, compute: bool) -> None:
+    """The lines of ``lazydicom array`` for one series (after its label)."""
+    import numpy as np
+
+    arr = series.ndarray(dims)
+    axes = ("x", "y", *dims) + (("rgb",) if arr.ndim > len(dims) + 2 else ())
+    print(f"  ndarray(dims={dims}): shape {arr.shape} on ({', '.join(axes)}), "
+          f"dtype {arr.dtype}, {_count(arr.npartitions, 'chunk')} (nothing read yet)")
+    print(f"  x: {_count(arr.shape[0], 'column')}, y: {_count(arr.shape[1], 'row')}")
+    for dim, values in series.coords(dims).items():
+        shown = list(values)
+        text = ", ".join(map(str, shown[:8])) + (", ..." if len(shown) > 8 else "")
+        print(f"  {dim}: [{text}]" + (f" ({len(shown)} values)" if len(shown) > 8 else ""))
+    if compute:
+        pixels = series.numpy(dims)
+        print(f"  computed: min {np.min(pixels)}, max {np.max(pixels)}, "
+              f"mean {np.mean(pixels, dtype=np.float64):.4g}")
 
 
 def _add_array(sub) -> None:
@@ -179,11 +315,15 @@ def _add_array(sub) -> None:
         help="show the N-D array of each matching series for some dims",
         description="Index FOLDER (or refresh its index) and, for each series matching "
         "--where, build series.ndarray(DIMS) and print its shape, dtype and coordinates. "
-        "Nothing is read unless --compute is given.",
+        "Nothing is read unless --compute is given. A series that fails (two frames in "
+        "one cell of DIMS, say) is reported and the next one shown; the exit status is "
+        "then 1.",
     )
     p.add_argument("folder", help="folder of DICOM files (walked recursively)")
-    p.add_argument("--dims", default="InstanceNumber", metavar="D1,D2,...",
-                   help="comma-separated dims (default InstanceNumber)")
+    p.add_argument("--dims", default=None, metavar="D1,D2,...",
+                   help="comma-separated dims: keywords or tags such as (0018,1314) "
+                   "(default, per series: InstanceNumber, or FrameNumber when frames "
+                   "share an InstanceNumber, as in multi-frame files)")
     p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                    help="keep series with frames where KEY equals VALUE (A|B for either); "
                    "repeat for several conditions")
@@ -199,11 +339,34 @@ class _UsageError(Exception):
     """Arguments refused before anything is read (exit status 2)."""
 
 
+def _split_dims(text: str) -> list[str]:
+    """Split ``--dims`` at the commas outside parentheses: ``(0018,1314)`` is one dim.
+
+    Examples
+    --------
+    >>> _split_dims("SliceLocation, (0018,1314),0x00180080")
+    ['SliceLocation', '(0018,1314)', '0x00180080']
+    """
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0 or depth > 1:
+            break
+        if char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    if depth != 0:
+        raise _UsageError(f"--dims {text!r}: unbalanced parentheses; write tags as "
+                          "(gggg,eeee), e.g. --dims 'SliceLocation,(0018,1314)'")
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
 def _dims(text: str) -> list[str]:
     """The comma-separated dims, each checked (a typo is reported once, with suggestions)."""
     from .tags import resolve
 
-    dims = [d.strip() for d in text.split(",") if d.strip()]
+    dims = _split_dims(text)
     for dim in dims:
         try:
             resolve(dim)
@@ -316,7 +479,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         print("No series matched.", file=sys.stderr)
     for r in failed:
         print(f"failed {r['name']}: {r['error']}", file=sys.stderr)
-    print(f"{out}: {counts['written']} series written ({frames} frames), "
+    print(f"{out}: {counts['written']} series written ({_count(frames, 'frame')}), "
           f"{counts['skipped']} already complete (skipped), {counts['failed']} failed")
     return 1 if failed else 0
 
@@ -337,7 +500,8 @@ def _add_extract(sub) -> None:
                    help="folders of DICOM files (walked recursively; glob patterns such as "
                    "'scans/*' allowed), then the zarr store to write, e.g. study.zarr")
     p.add_argument("--dims", required=True, metavar="D1,D2,...",
-                   help="comma-separated dims, e.g. SliceLocation,FlipAngle")
+                   help="comma-separated dims: keywords or tags, e.g. "
+                   "SliceLocation,FlipAngle or 'SliceLocation,(0018,1314)' (quoted for the shell)")
     p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                    help="keep series with frames where KEY equals VALUE (A|B for either); "
                    "repeat for several conditions")

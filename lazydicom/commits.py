@@ -12,11 +12,11 @@ while its writer lives. When every file is written, the commit
 
 A process killed before step 1 changed nothing in the database: the next
 run removes its folder. Killed after step 1, the next run finishes the
-renames from the journal, so the write is all or nothing. :func:`recover`
+renames from the journal, so the write is all or nothing. ``recover``
 does this, at every ``lazydicom.open`` and before every write; a folder whose
 lock is held (a writer still running) is never touched.
 
-Every folder created and every rename goes through :mod:`lazydicom.disk`,
+Every folder created and every rename goes through ``lazydicom.disk``,
 which refuses symbolic links out of the database.
 """
 

@@ -1,11 +1,11 @@
-"""The dask array of a :class:`~lazydicom.array.DicomFrames`, assembled in Fortran order.
+"""The dask array of a [`DicomFrames`][lazydicom.array.DicomFrames], assembled in Fortran order.
 
-:func:`frame_array` builds the graph :func:`dask.array.from_array` would: the
+``frame_array`` builds the graph ``dask.array.from_array`` would: the
 frames object as one graph node and one ``getter`` task per chunk, so that
 dask's optimizer fuses later slicing into the ``getter`` (``arr[:, :, 3]``
 reaches ``frames[..., 3]``, which reads one frame, whatever the chunk size).
 
-:class:`FrameArray` is a ``dask.array.Array`` with one difference:
+[`FrameArray`][lazydicom.dask_array.FrameArray] is a ``dask.array.Array`` with one difference:
 ``compute()`` returns a Fortran-ordered array. dask's ``finalize`` copies
 every result into a C-ordered array; for ``(x, y, *dims)`` blocks of DICOM
 frames (each frame contiguous, i.e. Fortran order) that is a corner turn of
@@ -34,7 +34,7 @@ __all__ = ["FrameArray", "frame_array"]
 class FrameArray(Array):
     """A dask array of DICOM frames whose ``compute()`` assembles in Fortran order.
 
-    Values, chunks and graph are those of a plain :class:`dask.array.Array`;
+    Values, chunks and graph are those of a plain ``dask.array.Array``;
     ``np.ascontiguousarray(arr.compute())`` gives a C-ordered result.
     """
 
@@ -49,7 +49,7 @@ class FrameArray(Array):
 
 def assemble_fortran(results: Any, chunks: tuple[tuple[int, ...], ...], dtype: np.dtype
                      ) -> np.ndarray:
-    """dask ``finalize`` of a :class:`FrameArray`: its blocks in one Fortran-ordered array.
+    """dask ``finalize`` of a ``FrameArray``: its blocks in one Fortran-ordered array.
 
     A single block is returned as is: it was read for this compute and is
     referenced nowhere else (persisted arrays are plain dask arrays, whose
@@ -73,7 +73,7 @@ def assemble_fortran(results: Any, chunks: tuple[tuple[int, ...], ...], dtype: n
 
 
 def frame_array(frames: DicomFrames, chunks: tuple[tuple[int, ...], ...]) -> FrameArray:
-    """A :class:`FrameArray` reading ``frames``, with normalised ``chunks``. Opens no file."""
+    """A ``FrameArray`` reading ``frames``, with normalised ``chunks``. Opens no file."""
     import dask.array
 
     name = f"lazydicom-{tokenize(frames.token, chunks)}"

@@ -1,7 +1,7 @@
 """Decode one compressed frame into exactly the array pydicom's ``pixel_array`` gives.
 
-:func:`decode_frame` takes the codestream of one frame and returns its pixels:
-the same values, dtype and shape as the frame of ``Dataset.pixel_array``
+[`decode_frame`][lazydicom.decoders.decode_frame] takes the codestream of one frame and returns its
+pixels: the same values, dtype and shape as the frame of ``Dataset.pixel_array``
 (pydicom 3 with its default options and the plugins of lazydicom's ``codecs``
 extra). Where imagecodecs decodes a transfer syntax with identical output it
 is used, because it is faster and releases the GIL; everything else is decoded
@@ -41,14 +41,14 @@ than 16 bits). Any other frame, and every frame when imagecodecs is not
 installed, goes to pydicom's plugins.
 
 The imagecodecs path is also a pydicom decoder plugin named ``"imagecodecs"``
-(registered when this module is imported; see :func:`register_plugin`), so
-pydicom can use it too::
+(registered when this module is imported; see
+[`register_plugin`][lazydicom.decoders.register_plugin]), so pydicom can use it too::
 
     decoder.as_array(ds, decoding_plugin="imagecodecs")
 
 Registered last, it never displaces the plugin pydicom prefers; pydicom tries
 it only when the plugins before it fail. ``DECODER_DEPENDENCIES`` and
-:func:`is_available` are the module attributes pydicom's plugin interface
+``is_available`` are the module attributes pydicom's plugin interface
 requires.
 """
 
@@ -336,7 +336,7 @@ def _decode_imagecodecs(
 
 
 def _imagecodecs_plugin(src: bytes, runner: DecodeRunner) -> bytes | bytearray:
-    """pydicom decoding plugin: one frame, decoded by :func:`_decode_imagecodecs`.
+    """pydicom decoding plugin: one frame, decoded by ``_decode_imagecodecs``.
 
     Sets the runner's options as pydicom's pylibjpeg plugin does for the same
     codestream, so that pydicom's processing (container, layout, sign and
@@ -370,7 +370,7 @@ def register_plugin() -> None:
     """Add the imagecodecs plugin to pydicom's decoders (idempotent, thread-safe).
 
     Called when this module is imported. The plugin is added after pydicom's
-    own plugins for each transfer syntax in :data:`IMAGECODECS_SYNTAXES`, so
+    own plugins for each transfer syntax in ``IMAGECODECS_SYNTAXES``, so
     pydicom's default choice does not change; it can be selected with
     ``decoding_plugin="imagecodecs"``. If imagecodecs is not installed the
     plugin is registered as unavailable, and pydicom lists it among the
@@ -434,7 +434,7 @@ def _pydicom_choice(decoder: Any) -> str:
 
 
 def decoder_for(transfer_syntax: str) -> str:
-    """Name the library :func:`decode_frame` decodes ``transfer_syntax`` with.
+    """Name the library ``decode_frame`` decodes ``transfer_syntax`` with.
 
     Parameters
     ----------
@@ -444,7 +444,7 @@ def decoder_for(transfer_syntax: str) -> str:
     Returns
     -------
     str
-        ``"imagecodecs"`` for the syntaxes of :data:`IMAGECODECS_SYNTAXES`
+        ``"imagecodecs"`` for the syntaxes of ``IMAGECODECS_SYNTAXES``
         when imagecodecs is installed, otherwise the name of the pydicom plugin
         pydicom would use first (``"pylibjpeg"``, ``"gdcm"``, ``"pillow"``,
         ``"pyjpegls"``, ``"pydicom"``). A single frame whose codestream uses
@@ -546,7 +546,7 @@ def decode_frame(
     """Decode one compressed frame to what pydicom's ``pixel_array`` gives for it.
 
     Thread-safe; imagecodecs releases the GIL while it decodes. Which library
-    decodes is in the module's description and :func:`decoder_for`.
+    decodes is in the module's description and [`decoder_for`][lazydicom.decoders.decoder_for].
 
     Parameters
     ----------

@@ -6,7 +6,7 @@ it writes. The rules of every write and delete are here:
 
 - the private folder is a real folder inside the database: a symbolic link
   (or a file) named ``.lazydicom`` is refused with
-  :class:`~lazydicom.errors.OutsideDatabaseError`, as is a folder of a
+  [`OutsideDatabaseError`][lazydicom.OutsideDatabaseError], as is a folder of a
   written series that is reached through a symbolic link;
 - a file is replaced atomically: written to a new temporary file beside it,
   flushed to disk, then renamed over the old one;
@@ -16,7 +16,7 @@ it writes. The rules of every write and delete are here:
 - a process that uses a database holds a *session* lock there; the next
   process that finds a session whose owner died without closing it knows
   that temporary files may be left and removes them (see
-  :func:`open_session`).
+  ``open_session``).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ _HELD: weakref.WeakSet[Lock] = weakref.WeakSet()
 class Lock:
     """An exclusive advisory lock on a lock file, released when its process dies.
 
-    Locks of one file taken through two :class:`Lock` objects exclude each
+    Locks of one file taken through two ``Lock`` objects exclude each
     other, also between threads of one process. A process forked while a
     lock is held (a process pool) does not keep it: the child closes its
     copies at once, so the lock is released when its owner releases it or

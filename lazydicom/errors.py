@@ -1,6 +1,6 @@
 """Exceptions and warnings raised by lazydicom.
 
-Every error derives from :class:`LazyDicomError` and from the builtin that
+Every error derives from [`LazyDicomError`][lazydicom.LazyDicomError] and from the builtin that
 matches it, so ``except ValueError`` or ``except FileNotFoundError`` keeps
 working for callers that do not know lazydicom.
 """
@@ -33,7 +33,7 @@ class LazyDicomError(Exception):
 
 
 class DatabaseNotFoundError(LazyDicomError, FileNotFoundError):
-    """The path given to :func:`lazydicom.open` does not exist."""
+    """The path given to [`lazydicom.open`][lazydicom.open] does not exist."""
 
 
 class UnknownAttributeError(LazyDicomError, KeyError):

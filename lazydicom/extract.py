@@ -189,18 +189,17 @@ def extract(
     Parameters
     ----------
     sources : folder, Database, or a sequence of them
-        Folders (glob patterns allowed) are opened with :func:`lazydicom.open`
+        Folders (glob patterns allowed) are opened with [`lazydicom.open`][lazydicom.open]
         (indexed or refreshed); an open Database is used as it is.
     out : str or PathLike
         The zarr group to write (created if needed). On a cluster, a path every
         worker can write to.
     dims : sequence
-        Dims of every series' array, as :meth:`Series.ndarray
-        <lazydicom.Series.ndarray>`. A series lacking an attribute gets a size-1
-        axis for it.
+        Dims of every series' array, as [`Series.ndarray`][lazydicom.Series.ndarray]. A series
+        lacking an attribute gets a size-1 axis for it.
     where : dict, optional
         Keep the series with frames matching these values (as
-        :meth:`Database.series <lazydicom.Database.series>`).
+        [`Database.series`][lazydicom.Database.series]).
     scheduler : str or distributed.Client, optional
         A scheduler address (``"tcp://host:8786"``) or Client: shards run as
         tasks on that cluster. Default: the active Client if there is one,
@@ -208,10 +207,10 @@ def extract(
     progress : bool, optional
         One progress bar for the batch; default only on a terminal.
     cache : optional
-        As :func:`lazydicom.open` (decoded frames kept for later reads); a
+        As [`lazydicom.open`][lazydicom.open] (decoded frames kept for later reads); a
         Database source keeps its own cache.
     rescale : bool, optional
-        As :meth:`Series.ndarray <lazydicom.Series.ndarray>`.
+        As [`Series.ndarray`][lazydicom.Series.ndarray].
     fill_value : scalar, optional
         Value of cells without a frame. Default NaN for float output (rescaled
         data), so that missing cells read back as missing, and 0 for integer
@@ -224,9 +223,8 @@ def extract(
         Local threads (default: the number of cores).
     format : {'zarr', 'nifti'}
         ``"nifti"`` writes ``out/<name>.nii`` per series instead (nibabel; the
-        dims need one spatial dim, see :meth:`Series.affine
-        <lazydicom.Series.affine>`), each with a ``<name>.json`` sidecar
-        written last that makes reruns skip it.
+        dims need one spatial dim, see [`Series.affine`][lazydicom.Series.affine]), each with a
+        ``<name>.json`` sidecar written last that makes reruns skip it.
 
     Returns
     -------
@@ -310,7 +308,7 @@ def extract(
 
 def _extract_nifti(databases: list[Database], out: str, dims: tuple, where: Any, rescale: bool,
                    progress: bool | None) -> list[dict[str, Any]]:
-    """One NIfTI file per series (see :func:`extract`), written then renamed, sidecar last."""
+    """One NIfTI file per series (see ``extract``), written then renamed, sidecar last."""
     os.makedirs(out, exist_ok=True)
     options = {"rescale": rescale, "format": "nifti"}
     report: list[dict[str, Any]] = []

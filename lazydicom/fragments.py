@@ -2,10 +2,10 @@
 
 Encapsulated Pixel Data is a sequence of items: a Basic Offset Table item,
 then one or more fragment items per frame, then a sequence delimiter
-(DICOM PS3.5 A.4). At index time :func:`frame_spans` records, for every
+(DICOM PS3.5 A.4). At index time ``frame_spans`` records, for every
 frame, the byte span of its fragment items (item headers included), so that
 reading a frame later is one positioned read of that span and
-:func:`codestream` joins its fragments: no header parse, no offset-table
+``codestream`` joins its fragments: no header parse, no offset-table
 walk, and the same addressing for a local file and a ranged remote read.
 
 Why a walker here rather than pydicom's ``parse_fragments``: pydicom stops

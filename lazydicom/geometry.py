@@ -11,11 +11,11 @@ or ``SliceLocation``), voxel ``(x, y, k)`` is at::
           + y * PixelSpacing[0] * column_direction
           + k * slice_step
 
-which is the 4x4 matrix :func:`affine` returns, as ITK/SimpleITK use it
+which is the 4x4 matrix [`affine`][lazydicom.geometry.affine] returns, as ITK/SimpleITK use it
 (origin, spacing and direction; DICOM's LPS, not NIfTI's RAS). It is exact
 only when every frame agrees with it: the same orientation and pixel spacing
 (parallel slices), and positions evenly spaced along one line. Anything else
-is a :class:`GeometryError` that says what differs, never an approximate matrix.
+is a [`GeometryError`][lazydicom.GeometryError] that says what differs, never an approximate matrix.
 """
 
 from __future__ import annotations

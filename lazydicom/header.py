@@ -1,7 +1,7 @@
 """Read one file's header (never its pixels) into one row per frame.
 
 A row is a plain ``dict`` of index columns: the attributes lazydicom sorts
-and selects on (:data:`KEYWORDS`, plus any extra tags asked for), the image
+and selects on (``KEYWORDS``, plus any extra tags asked for), the image
 pixel description, and where the frame's bytes are, so that a later read
 needs no header parse:
 
@@ -11,7 +11,7 @@ needs no header parse:
 ``FrameOffset``, ``FrameLength``
     for native (uncompressed) data that can be read as is, the position and
     size of the frame's bytes; for encapsulated data, the span of the frame's
-    fragment items (see :mod:`lazydicom.fragments`); -1 where frames are
+    fragment items (see ``lazydicom.fragments``); -1 where frames are
     reached through pydicom (Deflated files, bit-packed data, several
     fragments per frame without an offset table).
 
@@ -22,9 +22,9 @@ with ``FrameNumber`` 0 and ``IsImage`` False.
 
 pydicom is the authority for parsing. The common case (preamble, Implicit or
 Explicit VR Little Endian, no functional groups) is read by a measured fast
-path, :mod:`lazydicom._fastheader`, which gives the same rows several times
+path, ``lazydicom._fastheader``, which gives the same rows several times
 faster and hands every file it does not fully understand back to pydicom.
-Files that are not DICOM raise :class:`HeaderError` with a reason, which the
+Files that are not DICOM raise ``HeaderError`` with a reason, which the
 index reports as skipped.
 
 What a header claims is checked against the file before rows are made, on
@@ -34,7 +34,7 @@ pixels); NumberOfFrames must be a positive whole number that the Pixel Data
 can hold (encapsulated data: one fragment per frame at least, checked by the
 fragment walk); a file that describes an image but has no Pixel Data, or
 whose dataset ends inside an element, was cut short. Each is a
-:class:`HeaderError`, so the file is skipped with its reason, never indexed
+``HeaderError``, so the file is skipped with its reason, never indexed
 as an object without pixels or with frames that are not there.
 """
 
@@ -248,7 +248,7 @@ _PLANS: dict[tuple[Attribute, ...], tuple[tuple[Attribute, ...], _fastheader.Pla
 
 
 def _attributes(extra: Sequence[Attribute]) -> tuple[Attribute, ...]:
-    """:data:`KEYWORDS` resolved (once per process) plus the non-derived extras."""
+    """``KEYWORDS`` resolved (once per process) plus the non-derived extras."""
     return _plan(extra)[0]
 
 
@@ -284,7 +284,7 @@ def read_header(
     path : str or PathLike
         The file.
     extra : sequence of Attribute
-        Attributes to keep in addition to :data:`KEYWORDS` (e.g. private tags).
+        Attributes to keep in addition to ``KEYWORDS`` (e.g. private tags).
 
     Returns
     -------
@@ -303,7 +303,7 @@ def read_header(
 def _read_header(
     path: str | os.PathLike, extra: Sequence[Attribute], fast: bool
 ) -> list[dict[str, Any]]:
-    """:func:`read_header`; ``fast=False`` forces the pydicom path (tests compare both)."""
+    """``read_header``; ``fast=False`` forces the pydicom path (tests compare both)."""
     attrs, plan = _plan(extra)
     try:
         # os.open + os.pread: the fast path needs no Python file object
@@ -390,7 +390,7 @@ def _check_pixels(
     """Check the pixel description against the file; return the pixel element and
     its encoding as found in the file's bytes.
 
-    Raises :class:`HeaderError` for a file that describes an image but has no
+    Raises ``HeaderError`` for a file that describes an image but has no
     Pixel Data (cut inside its header), and a NumberOfFrames that is not a
     positive whole number or that native Pixel Data (or a deflated file)
     cannot hold. Encapsulated Pixel Data is checked by ``_frames``.

@@ -7,7 +7,7 @@ changed, and drops rows of removed files. Files that could not be read are
 remembered with the reason (and their size/mtime) so that an unchanged
 folder is reopened without opening any DICOM file.
 
-The table is a :class:`pandas.DataFrame` typed by :mod:`lazydicom.schema`;
+The table is a ``pandas.DataFrame`` typed by ``lazydicom.schema``;
 it is persisted as Arrow IPC (pyarrow), which loads in milliseconds.
 
 Persistence is a small commit protocol. A save writes the frame table and
@@ -18,8 +18,8 @@ file's size and CRC-32. The pointer is the commit: a process killed at any
 point leaves the previous index or the new one, never a mix, and the files
 of an unfinished save are removed by the next run. A load checks the
 pointer, the checksums, the schema and the storage invariants
-(:func:`lazydicom.schema.check_index`); on any doubt it warns
-(:class:`~lazydicom.errors.DamagedIndexWarning`) and rebuilds the index from
+(``lazydicom.schema.check_index``); on any doubt it warns
+([`DamagedIndexWarning`][lazydicom.DamagedIndexWarning]) and rebuilds the index from
 the DICOM files. Saves hold a lock (``index.lock``), so concurrent processes
 never remove each other's files.
 """
@@ -285,7 +285,7 @@ def _empty_skipped() -> pd.DataFrame:
 class Index:
     """The persisted per-frame table of one folder.
 
-    Use :func:`lazydicom.open`; this class is the engine behind it.
+    Use [`lazydicom.open`][lazydicom.open]; this class is the engine behind it.
 
     Attributes
     ----------
@@ -393,7 +393,7 @@ class Index:
         """Persist the index: data files of a new generation, then the pointer (the commit).
 
         Values that do not fit their column are stored as absent and reported
-        with an :class:`~lazydicom.errors.InvalidValueWarning`.
+        with an [`InvalidValueWarning`][lazydicom.InvalidValueWarning].
         """
         table = self.table.reset_index(drop=True)
         arrow, problems = schema.to_arrow(table, self.extra)
@@ -543,7 +543,8 @@ class Index:
     def update_files(self, paths: Iterable[str | os.PathLike]) -> dict:
         """Re-read only ``paths`` (absolute or relative to the root), e.g. files just written.
 
-        Faster than :meth:`refresh` for a known set of files: the folder is not walked.
+        Faster than [`refresh`][lazydicom.Database.refresh] for a known set of files: the folder is
+        not walked.
         """
         stats = []
         gone = set()
@@ -571,7 +572,7 @@ class Index:
         included) are read from the headers of the files in ``paths`` (all files
         by default; a callable giving them is called only when a header must be
         read), never from pixel data, and kept in the index, typed as
-        the default columns are (see :mod:`lazydicom.schema`). A file changed
+        the default columns are (see ``lazydicom.schema``). A file changed
         since it was indexed is indexed again first, so its values never mix
         two versions of the file.
         """

@@ -1,11 +1,11 @@
 """Read frames into their slots of an array, knowing from the index where their bytes are.
 
-A :class:`FrameTable` is the columnar description of a set of frames (numpy
+A ``FrameTable`` is the columnar description of a set of frames (numpy
 arrays, one entry per frame, plus a few unique files and pixel formats): it
 pickles quickly, so dask can ship it to threads, processes or cluster workers,
 and it costs a few dozen bytes per frame instead of a Python object each.
 
-:func:`read_frames` fills slots of a Fortran-ordered array ``(x, y, n[, 3])``:
+``read_frames`` fills slots of a Fortran-ordered array ``(x, y, n[, 3])``:
 slot ``k`` is ``out[:, :, k]``, whose memory is exactly a DICOM frame's
 ``(rows, columns)`` in C order, so a frame lands as one contiguous write.
 Frames are grouped by file: each file is opened once per call, checked
@@ -16,7 +16,7 @@ are read in file order.
 - Native (uncompressed) frames are one positioned read of the recorded bytes,
   straight into the slot when no conversion applies (the raw-read limit).
 - Encapsulated frames with a recorded span are one positioned read of their
-  fragment items, decoded by :func:`lazydicom.decoders.decode_frame`.
+  fragment items, decoded by [`lazydicom.decoders.decode_frame`][lazydicom.decoders.decode_frame].
 - Everything else (Deflated files, bit-packed data, fragments that only a
   codec can split) goes to pydicom's decoders.
 
@@ -176,7 +176,7 @@ _PER_FRAME = ("file", "index", "offset", "length", "pixel_offset", "format", "sl
 
 
 class FrameCacheLike(Protocol):
-    """What :func:`read_frames` needs of a frame cache (see :mod:`lazydicom.cache`)."""
+    """What ``read_frames`` needs of a frame cache (see ``lazydicom.cache``)."""
 
     def caches(self, encapsulated: bool) -> bool: ...
 

@@ -59,7 +59,7 @@ class _Arrays:
         raise NotImplementedError
 
     def _selected(self, where: Mapping[Any, Any] | None) -> pd.DataFrame:
-        """The frames of :meth:`table` whose attributes match ``where``."""
+        """The frames of [`table`][lazydicom.Series.table] whose attributes match ``where``."""
         if where is not None and not isinstance(where, Mapping):
             raise InvalidArgumentError(f"where must be a dict {{keyword: value}}, not {where!r}")
         if not where:
@@ -80,7 +80,8 @@ class _Arrays:
         dims : str, int or sequence of them
             Keywords, tags or derived attributes.
         where : dict, optional
-            Only frames with these attribute values (as :meth:`Database.series`).
+            Only frames with these attribute values (as
+            [`Database.series`][lazydicom.Database.series]).
 
         Returns
         -------
@@ -103,11 +104,12 @@ class _Arrays:
         fill_value: Any = 0,
         rescale: bool = True,
     ) -> DicomFrames:
-        """The selection as a :class:`~lazydicom.array.DicomFrames`, the array-like
-        that :meth:`ndarray`, :meth:`numpy` and :meth:`xarray` read through.
+        """The selection as a [`DicomFrames`][lazydicom.array.DicomFrames], the array-like
+        that [`ndarray`][lazydicom.Series.ndarray], [`numpy`][lazydicom.Series.numpy] and
+        [`xarray`][lazydicom.Series.xarray] read through.
 
-        Same arguments as :meth:`ndarray`. Reads no pixel file; ``frames[key]``
-        reads only the frames of the cells ``key`` selects.
+        Same arguments as [`ndarray`][lazydicom.Series.ndarray]. Reads no pixel file;
+        ``frames[key]`` reads only the frames of the cells ``key`` selects.
         """
         if coords is not None and slice is not None:
             raise InvalidArgumentError("Give coords (by value) or slice (by index), not both")
@@ -156,8 +158,8 @@ class _Arrays:
             If slice is provided, ``dims`` is ignored.
         where : dict, optional
             Only the frames with these attribute values (``{keyword or tag:
-            value or list of values}``, as :meth:`Database.series`). On a Study
-            or a Database this picks the series whose frames share one grid,
+            value or list of values}``, as [`Database.series`][lazydicom.Database.series]). On a
+            Study or a Database this picks the series whose frames share one grid,
             e.g. one series per flip angle, echo or b-value.
         fill_value : scalar, optional
             Value of cells that hold no frame (they are not read). Default 0.
@@ -181,7 +183,7 @@ class _Arrays:
             Shape ``(x, y, *dims)``, plus a trailing axis of 3 for colour data
             (returned as RGB). ``arr[:, :, k]`` is pydicom's ``pixel_array``
             of the frame in cell ``k``, transposed. Size 0 when nothing is
-            selected. ``arr.compute()`` is Fortran-ordered, as :meth:`numpy`.
+            selected. ``arr.compute()`` is Fortran-ordered, as [`numpy`][lazydicom.Series.numpy].
 
         Raises
         ------
@@ -215,7 +217,7 @@ class _Arrays:
     ) -> np.ndarray:
         """Read a selection eagerly into one numpy array, fast.
 
-        Same arguments and values as :meth:`ndarray`, read at once: each frame
+        Same arguments and values as [`ndarray`][lazydicom.Series.ndarray], read at once: each frame
         is copied straight into its slot of a Fortran-ordered array (where a
         transposed frame is contiguous), ``frames_per_task`` frames per task
         (default: about four tasks per core, at most 64 frames each) on
@@ -246,7 +248,7 @@ class _Arrays:
         ``k`` indexes the spatial dim among ``dims`` (``SlicePosition``,
         ``ImagePositionPatient`` or ``SliceLocation``; ``dim=`` picks one);
         other dims do not move a voxel. The same origin, spacing and direction
-        as SimpleITK's reading of the series (see :mod:`lazydicom.geometry`).
+        as SimpleITK's reading of the series (see ``lazydicom.geometry``).
 
         Raises
         ------
@@ -280,7 +282,7 @@ class _Arrays:
         name: str | None = None,
         attrs: bool = True,
     ) -> Any:
-        """A lazy :class:`xarray.DataArray` of :meth:`ndarray`, labelled with the grid.
+        """A lazy ``xarray.DataArray`` of ``ndarray``, labelled with the grid.
 
         Dims ``("x", "y", *dims)`` (``"rgb"`` last for colour), a coordinate per
         dim with its values (multi-valued ones as ``"a\\b\\c"`` text plus one
@@ -418,12 +420,12 @@ class Series(_Record):
 
         The pixels are the variable ``pixels`` with dims ``(*reversed(dims),
         "y", "x")`` (each frame one contiguous chunk, many frames per shard;
-        ``.transpose("x", "y", ...)`` gives :meth:`xarray`'s order), beside one
+        ``.transpose("x", "y", ...)`` gives [`xarray`][lazydicom.Series.xarray]'s order), beside one
         coordinate array per dim and the series' attributes. ``fill_value``
         defaults to NaN for float data (so empty cells read back as missing)
         and 0 for integers; the coordinate ``has_frame`` marks the cells that
         hold a frame either way. See
-        :mod:`lazydicom.io.zarr` and ``docs/clusters.md``.
+        ``lazydicom.io.zarr`` and ``docs/clusters.md``.
 
         Examples
         --------
@@ -454,7 +456,7 @@ class Series(_Record):
     ) -> str:
         """Write the selection to a NIfTI-1 file (nibabel), world coordinates in RAS.
 
-        Needs a spatial dim (see :meth:`affine`); voxel axes are ``(x, y,
+        Needs a spatial dim (see [`affine`][lazydicom.Series.affine]); voxel axes are ``(x, y,
         spatial dim, other dims...)``. Returns the path.
 
         Examples
@@ -482,9 +484,9 @@ class Series(_Record):
         Parameters
         ----------
         array : numpy.ndarray or dask.array.Array
-            ``array[:, :, i, j, ...]`` is the frame (transposed, as :meth:`ndarray`
-            returns it) of the cell at index ``i, j, ...``. Dask arrays are written
-            block by block, in parallel under the current dask scheduler.
+            ``array[:, :, i, j, ...]`` is the frame (transposed, as
+            [`ndarray`][lazydicom.Series.ndarray] returns it) of the cell at index ``i, j, ...``.
+            Dask arrays are written block by block, in parallel under the current dask scheduler.
         coords : dict, optional
             ``{dim: values}``, one value per index along each dim: index ``i`` of a
             dim goes to the cell with the ``i``-th value given. Cells that exist
@@ -492,7 +494,7 @@ class Series(_Record):
             series' first file, with their coordinate attributes set.
         slice : dict, optional
             ``{dim: indices}`` into the sorted unique values of each dim in the
-            series, as :meth:`ndarray` counts them.
+            series, as [`ndarray`][lazydicom.Series.ndarray] counts them.
 
         Raises
         ------
@@ -500,7 +502,7 @@ class Series(_Record):
             Neither or both of coords and slice; dims that do not match the array's
             shape (the message names the dim and both sizes); NaN or infinite values
             (DICOM pixels are integers); frames of another size; two frames in one
-            cell of the series (:class:`DuplicateCellError`).
+            cell of the series ([`DuplicateCellError`][lazydicom.DuplicateCellError]).
         IndexError
             A slice index out of range.
 
@@ -535,7 +537,7 @@ class Study(_Record):
         return f"Study({self._first('StudyDescription')!r}, series={n}, frames={len(t)})"
 
     def series(self, where: Mapping[Any, Any] | None = None, **filters: Any) -> list[Series]:
-        """Series of this study, optionally filtered (see :meth:`Database.series`)."""
+        """Series of this study, optionally filtered (see ``Database.series``)."""
         return self.database.series(where, StudyInstanceUID=self.uid, **filters)
 
 
@@ -559,7 +561,7 @@ class Patient(_Record):
 
 
 class Database(_Arrays):
-    """A folder of DICOM files, indexed. Create with :func:`lazydicom.open`.
+    """A folder of DICOM files, indexed. Create with [`lazydicom.open`][lazydicom.open].
 
     Examples
     --------
@@ -571,7 +573,7 @@ class Database(_Arrays):
 
     def __init__(self, index: Index, cache: Any = None):
         self._index = index
-        #: The :class:`~lazydicom.cache.FrameCache` frames are read through, or None.
+        #: The ``FrameCache`` frames are read through, or None.
         self.cache = cache
         # (index table, its image rows, {key: {uid: positions}}), rebuilt when the
         # index table is replaced (refresh, on-demand columns): records are views
@@ -580,7 +582,7 @@ class Database(_Arrays):
 
     @property
     def index(self) -> Index:
-        """The :class:`~lazydicom.index.Index` behind the database (the engine)."""
+        """The ``Index`` behind the database (the engine)."""
         return self._index
 
     @property
@@ -615,7 +617,7 @@ class Database(_Arrays):
         return self._views
 
     def _positions(self, key: str, uid: Any) -> np.ndarray:
-        """Positions in :meth:`table` of the frames whose ``key`` equals ``uid``."""
+        """Positions in ``table`` of the frames whose ``key`` equals ``uid``."""
         _, frames, groups = self._frames()
         if key not in groups:
             groups[key] = {
@@ -658,11 +660,11 @@ class Database(_Arrays):
         return [cls(self, None if pd.isna(u) else u) for u in uids]
 
     def patients(self, where: Mapping[Any, Any] | None = None, **filters: Any) -> list[Patient]:
-        """Patients, optionally filtered by attribute values (see :meth:`series`)."""
+        """Patients, optionally filtered by attribute values (see ``series``)."""
         return self._select("patient", where, filters)
 
     def studies(self, where: Mapping[Any, Any] | None = None, **filters: Any) -> list[Study]:
-        """Studies, optionally filtered by attribute values (see :meth:`series`)."""
+        """Studies, optionally filtered by attribute values (see ``series``)."""
         return self._select("study", where, filters)
 
     def series(self, where: Mapping[Any, Any] | None = None, **filters: Any) -> list[Series]:
@@ -779,7 +781,7 @@ def open_database(
         Processes reading headers; default the number of cores.
     cache : bool, str, PathLike, zarr store or FrameCache, optional
         Keep decoded frames in a zarr store and read them from there
-        afterwards (see :mod:`lazydicom.cache`). ``True``: ``cache.zarr``
+        afterwards (see ``lazydicom.cache``). ``True``: ``cache.zarr``
         beside the index. Compressed frames only, unless a
         ``FrameCache(..., native=True)`` is given. Default: no cache.
 
@@ -816,7 +818,7 @@ def zeros(
     coords : dict, optional
         ``{dim: values}`` with one value per index along each dim, in the
         order of the dims in ``shape``; keys are keywords or tags. Default
-        from :func:`lazydicom.writers.default_coords`.
+        from ``lazydicom.writers.default_coords``.
     path : str or PathLike, optional
         Database folder, created if missing. Default: a new temporary folder,
         removed when the interpreter exits.

@@ -21,18 +21,18 @@ private, unknown tags   inferred from all the values (see below)
 A value that does not fit its column (a number beyond ``int64``, a fraction
 in an IS column, text in a number column, several values in a VM 1 column)
 is stored as absent and reported once, when its file is read, with an
-:class:`~lazydicom.errors.InvalidValueWarning` naming the file.
+[`InvalidValueWarning`][lazydicom.InvalidValueWarning] naming the file.
 
 Private tags (and ``OB or OW`` style VRs) have no dictionary type; their
 column takes the narrowest type holding every value: ``int64``, then
 ``float64``, then ``string`` (numbers written as text), as a list when any
 value is multi-valued.
 
-In memory the index is a :class:`pandas.DataFrame` as pyarrow converts it
+In memory the index is a ``pandas.DataFrame`` as pyarrow converts it
 (nullable integers as float64), with multi-valued values as tuples and
 single values of multi-valued attributes as scalars (as
-:func:`lazydicom.tags.plain_value` gives them), so a fresh and a reopened
-index are equal. :func:`check_index` validates a loaded table: columns,
+``lazydicom.tags.plain_value`` gives them), so a fresh and a reopened
+index are equal. ``check_index`` validates a loaded table: columns,
 types and the invariants of the storage columns (offsets within the file).
 """
 
@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 #: Attributes kept in the index for every frame. Anything else is read on
-#: demand (see :meth:`lazydicom.index.Index.ensure`).
+#: demand (see ``lazydicom.index.Index.ensure``).
 KEYWORDS: tuple[str, ...] = (
     # identity
     "SOPClassUID", "SOPInstanceUID", "PatientID", "PatientName", "PatientBirthDate",
@@ -339,11 +339,11 @@ def to_arrow(
     extra : iterable of str
         Columns read on demand (``Index.extra``); any other column that is
         neither a default attribute nor a storage column is a programming error.
-        The default columns (:data:`KEYWORDS`, :data:`STORAGE`) that are
+        The default columns (``KEYWORDS``, ``STORAGE``) that are
         missing are added, as absent values.
     types : dict, optional
         Instead of the index schema, exactly these columns and types (e.g.
-        :data:`SKIPPED`).
+        ``SKIPPED``).
 
     Returns
     -------
@@ -461,7 +461,7 @@ def _ints(table: pa.Table, name: str) -> np.ndarray:
 
 
 def check_index(table: pa.Table, extra: Iterable[str]) -> None:
-    """Validate a loaded index table; raise :class:`SchemaError` saying what is wrong.
+    """Validate a loaded index table; raise ``SchemaError`` saying what is wrong.
 
     Checks the columns and their types, and that the storage columns are
     consistent: relative paths inside the folder, one row per (path,
@@ -520,7 +520,7 @@ def _check_paths(paths: pa.ChunkedArray) -> None:
 
 
 def check_skipped(table: pa.Table) -> None:
-    """Validate a loaded table of skipped files (see :data:`SKIPPED`)."""
+    """Validate a loaded table of skipped files (see ``SKIPPED``)."""
     _check_types(table, dict(SKIPPED), "skipped-files table")
     for name in ("path", "size", "mtime", "reason"):
         if table.column(name).null_count:

@@ -1,10 +1,10 @@
 """Worker processes that die with their parent.
 
-A :class:`concurrent.futures.ProcessPoolExecutor` shuts its workers down
+A ``concurrent.futures.ProcessPoolExecutor`` shuts its workers down
 when the parent exits normally, but a parent killed by SIGKILL (an
 out-of-memory killer, ``kill -9``, a cluster's job manager) leaves them
 running forever. Every process pool lazydicom starts comes from
-:func:`process_pool`, whose workers
+``process_pool``, whose workers
 
 - ask Linux to kill them when their parent dies (``PR_SET_PDEATHSIG`` with
   SIGKILL, set through ``prctl`` with ctypes), and
@@ -53,7 +53,7 @@ def process_pool(
         scheduler uses, so ``multiprocessing.set_start_method`` is respected.
     initializer, initargs : optional
         Run in each worker after it is tied to its parent, as for
-        :class:`~concurrent.futures.ProcessPoolExecutor`.
+        ``ProcessPoolExecutor``.
 
     Returns
     -------

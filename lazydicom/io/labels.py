@@ -148,8 +148,8 @@ def cell_labels(table: pd.DataFrame, frames: DicomFrames
     cell as ``ImagePositionPatient_0``, ``_1``, ``_2`` (patient L, P, S in mm;
     NaN where empty; not when a dim is itself ImagePositionPatient).
     Attributes: ``affine`` (voxel ``(x, y, k)`` to patient LPS mm, see
-    :func:`lazydicom.geometry.affine`) when the array has one spatial dim on a
-    regular grid, and ``empty_cells``.
+    [`lazydicom.geometry.affine`][lazydicom.geometry.affine]) when the array has one spatial dim on
+    a regular grid, and ``empty_cells``.
     """
     coords: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
     attrs: dict[str, Any] = {}

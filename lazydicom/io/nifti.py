@@ -1,8 +1,8 @@
-"""NIfTI output of a :class:`~lazydicom.array.DicomFrames` with a spatial dim, through nibabel.
+"""NIfTI output of a ``DicomFrames`` with a spatial dim, through nibabel.
 
 NIfTI stores voxel ``(i, j, k, ...)`` to world coordinates in RAS, DICOM's
 patient coordinates are LPS: the NIfTI affine is lazydicom's affine (see
-:mod:`lazydicom.geometry`) with its first two rows negated. The voxel axes are
+``lazydicom.geometry``) with its first two rows negated. The voxel axes are
 those of ``ndarray(dims)``: ``(x, y, spatial dim, other dims...)``, so the
 spatial dim is moved to the third axis. The data are the array's values
 (float32 when rescaled); nibabel (``pip install nibabel``) writes the file.
@@ -29,7 +29,7 @@ def to_nifti(frames: DicomFrames, affine: np.ndarray, axis: int, path: str | os.
     """Write ``frames`` to a NIfTI-1 file; ``affine`` maps voxel (x, y, k) to LPS mm.
 
     ``axis`` is the grid axis of the spatial dim; ``read`` goes to
-    :meth:`DicomFrames.read <lazydicom.array.DicomFrames.read>`. Returns the path.
+    [`DicomFrames.read`][lazydicom.array.DicomFrames.read]. Returns the path.
     """
     try:
         import nibabel

@@ -1,7 +1,7 @@
-"""A lazy, labelled :class:`xarray.DataArray` of a :class:`~lazydicom.array.DicomFrames`.
+"""A lazy, labelled ``xarray.DataArray`` of a [`DicomFrames`][lazydicom.array.DicomFrames].
 
 Dims ``("x", "y", *dims)`` (and ``"rgb"`` for colour), a coordinate per dim
-holding the grid's values (see :func:`lazydicom.io.labels.coordinates`), the
+holding the grid's values (see ``lazydicom.io.labels.coordinates``), the
 series' attributes, and the dask array of the frames as data, so nothing is
 read until it is computed and selections read only their frames.
 xarray is an optional dependency: ``pip install 'lazydicom[xarray]'``.
@@ -59,18 +59,18 @@ def to_xarray(
     name : str, optional
         Name of the DataArray.
     attrs : dict, optional
-        Attributes (e.g. :func:`lazydicom.io.labels.series_attrs`).
+        Attributes (e.g. ``lazydicom.io.labels.series_attrs``).
     chunks : optional
-        Dask chunks, as :meth:`DicomFrames.chunks <lazydicom.array.DicomFrames.chunks>`.
+        Dask chunks, as [`DicomFrames.chunks`][lazydicom.array.DicomFrames.chunks].
     table : pandas.DataFrame, optional
         The index table the frames were selected from: adds x/y in mm, the
         cells' ImagePositionPatient and ``has_frame``, and the ``affine``
-        attribute (see :func:`lazydicom.io.labels.cell_labels`).
+        attribute (see ``lazydicom.io.labels.cell_labels``).
 
     Returns
     -------
     xarray.DataArray
-        Dask-backed, dims :attr:`frames.dims <lazydicom.array.DicomFrames.dims>`.
+        Dask-backed, dims [`frames.dims`][lazydicom.array.DicomFrames.dims].
 
     Examples
     --------

@@ -1,4 +1,4 @@
-"""Write a :class:`~lazydicom.array.DicomFrames` to a zarr (v3) group, sharded, through zarr.
+"""Write a [`DicomFrames`][lazydicom.array.DicomFrames] to a zarr (v3) group, sharded, through zarr.
 
 Layout of a group (``xarray.open_zarr(store, group=...)`` opens it)::
 
@@ -13,7 +13,7 @@ the memory of the Fortran-ordered ``(x, y, *dims)`` blocks lazydicom reads, so
 a block is written as its transpose, a view, without copying; and each frame
 is one contiguous inner chunk, as pydicom stacks frames. ``.transpose("x",
 "y", ...)`` on the opened variable gives the ``(x, y, *dims)`` order of
-:meth:`Series.ndarray <lazydicom.Series.ndarray>`.
+[`Series.ndarray`][lazydicom.Series.ndarray].
 
 Shards (zarr's sharding codec) hold many frames each, sized in bytes (64 MiB
 by default), so a study of 1,000 series is about as many files as series, not
@@ -109,7 +109,7 @@ def create(
     ``consolidate`` writes the store's consolidated metadata (from its root,
     as xarray reads it). With ``table`` (the index table the frames were
     selected from) the cells' geometry and presence are stored too (see
-    :func:`lazydicom.io.labels.cell_labels`).
+    ``lazydicom.io.labels.cell_labels``).
     """
     import zarr
 
@@ -220,7 +220,7 @@ def to_zarr(
     group : str, optional
         Subgroup to write into (replaced if it exists).
     attrs : mapping, optional
-        Group attributes (e.g. :func:`lazydicom.io.labels.series_attrs`).
+        Group attributes (e.g. ``lazydicom.io.labels.series_attrs``).
     compressor : {'lz4', 'zstd', 'none'}
         blosc-lz4 (default), zstd level 1, or none.
     shard_bytes : str or int

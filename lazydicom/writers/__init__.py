@@ -1,25 +1,25 @@
 """Writers: new series of zeros and arrays written back to DICOM, cell by cell, by value.
 
-:func:`zeros` creates a series, :func:`set_ndarray` writes an array
-``(x, y, *dims)`` into a series: each cell is one single-frame MR Image
+[`zeros`][lazydicom.zeros] creates a series, [`set_ndarray`][lazydicom.Series.set_ndarray] writes an
+array ``(x, y, *dims)`` into a series: each cell is one single-frame MR Image
 Storage file (Explicit VR Little Endian). The design, layout, stored values
 and guarantees are described in ``docs/writing.md``; in short:
 
 - cells are placed by coordinate VALUE (``coords``) or by index into the
   sorted values (``slice``), never by position in a list of files;
 - integers are stored exactly, floats quantised to 16 bits per frame with
-  RescaleSlope/RescaleIntercept, NaN/inf refused (see :mod:`.stored`);
+  RescaleSlope/RescaleIntercept, NaN/inf refused (see ``lazydicom.writers.stored``);
 - dask arrays are written block by block in parallel under any dask
   scheduler, each file atomically, and only once every block succeeded
-  (see :mod:`.store`); the index is updated for the written files only;
+  (see ``lazydicom.writers.store``); the index is updated for the written files only;
 - every argument is checked before anything is written
-  (:class:`~lazydicom.errors.InvalidArgumentError`);
+  ([`InvalidArgumentError`][lazydicom.InvalidArgumentError]);
 - writers of one database take turns (a lock in ``.lazydicom``), and each
   first reads what other processes wrote in its folder since the database was
   opened, so concurrent writers never share a SeriesNumber, a folder or an
   InstanceNumber;
 - folders are created, and files renamed, only inside the database: never
-  through a symbolic link (:class:`~lazydicom.errors.OutsideDatabaseError`).
+  through a symbolic link ([`OutsideDatabaseError`][lazydicom.OutsideDatabaseError]).
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ def database_zeros(
 ) -> str:
     """Write a series of zeros into ``database``; returns its SeriesInstanceUID.
 
-    See :meth:`Database.zeros <lazydicom.Database.zeros>`.
+    See [`Database.zeros`][lazydicom.Database.zeros].
     """
     import dask.array as da
 
@@ -355,7 +355,7 @@ def set_ndarray(
     coords: Mapping[Any, Any] | None = None,
     slice: Mapping[Any, Any] | None = None,
 ) -> None:
-    """Write ``array`` into ``series``; see :meth:`Series.set_ndarray`."""
+    """Write ``array`` into ``series``; see [`Series.set_ndarray`][lazydicom.Series.set_ndarray]."""
     if (coords is None) == (slice is None):
         raise InvalidArgumentError(
             "Give coords (cells by value) or slice (cells by index), exactly one of them; "
@@ -391,7 +391,7 @@ def _set_ndarray(
     values: list[list[Any]],
     by_index: bool,
 ) -> None:
-    """:func:`set_ndarray` once the arguments are checked, holding the write lock."""
+    """``set_ndarray`` once the arguments are checked, holding the write lock."""
     import dask.array as da
 
     table = series.table()

@@ -3,7 +3,7 @@
 An array ``(x, y, *dims)`` is written cell by cell. With ``coords`` the i-th
 index along a dim is the i-th value given (the caller's order); with
 ``slice`` it is the i-th index given into the sorted unique values of that
-dim in the series (as :meth:`Series.ndarray` counts them). A cell whose
+dim in the series (as [`Series.ndarray`][lazydicom.Series.ndarray] counts them). A cell whose
 values already belong to a frame overwrites that frame's file; any other cell
 becomes a new file, in the folder of the series' first file, made from that
 file's header with the cell's coordinates set.

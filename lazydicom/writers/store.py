@@ -1,13 +1,13 @@
 """Write frames to files: one dask task per block, atomic files, all-or-nothing commit.
 
-A call's work is a :class:`Job` (what every frame shares) and one
-:class:`Cell` per frame (its file, and either the file whose header it keeps
+A call's work is a ``Job`` (what every frame shares) and one
+``Cell`` per frame (its file, and either the file whose header it keeps
 or its new coordinate values). The array is cut into blocks of whole frames;
 each block is one task that encodes its frames and writes each to a temporary
 file in the call's private folder under ``<database>/.lazydicom/`` (never
 indexed), returning the paths. Only when every task has succeeded are the
 temporary files renamed over their targets, through a journal
-(:mod:`lazydicom.commits`), so a refused or failed call leaves no file
+(``lazydicom.commits``), so a refused or failed call leaves no file
 changed, and a process killed while committing has its commit finished by
 the next run: all or nothing, every file either old or new, never truncated.
 Tasks carry small picklable values only, so they run on threads, processes
@@ -104,7 +104,7 @@ class Job:
     keep_rescale : bool
         Write RescaleSlope/Intercept even when 1/0 (the template has them).
     tmpdir : str
-        Where tasks write; renamed into place by :func:`run`.
+        Where tasks write; renamed into place by ``run``.
     """
 
     header: dict[int, bytes]
@@ -242,7 +242,7 @@ def _unlink(path: str) -> None:
 
 
 def run(tasks: list[Any], pending: Pending, folders: Sequence[str]) -> list[str]:
-    """Compute write tasks, then commit them (see :mod:`lazydicom.commits`).
+    """Compute write tasks, then commit them (see ``lazydicom.commits``).
 
     On any error everything written is removed and the database is unchanged.
     """

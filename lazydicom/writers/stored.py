@@ -102,7 +102,7 @@ def store_frame(frame: np.ndarray, prefer_signed: bool = False) -> StoredFrame:
 
 
 def store_pixels(data: np.ndarray, prefer_signed: bool = False) -> StoredFrame:
-    """As :func:`store_frame`, for a frame given as ``(rows, columns)``, best contiguous."""
+    """As ``store_frame``, for a frame given as ``(rows, columns)``, best contiguous."""
     kind = data.dtype.kind
     if kind == "b":
         data, kind = data.view(np.uint8), "u"

@@ -1,6 +1,6 @@
 """Headers of written files: coordinate values, geometry and new-series defaults.
 
-A new series (:func:`lazydicom.zeros`) is MR Image Storage, one frame per
+A new series ([`lazydicom.zeros`][lazydicom.zeros]) is MR Image Storage, one frame per
 file, with every module the MR Image IOD requires: Patient, General Study,
 General Series, Frame of Reference, General Equipment, General Image, Image
 Plane, Image Pixel, MR Image, VOI LUT and SOP Common. Patient and study
@@ -214,7 +214,7 @@ def _encode_one(name: Any, vr: str, v: Any) -> Any:
 
 
 def coordinate(name: Any) -> Coordinate:
-    """Resolve a dim to a :class:`Coordinate`; refuse dims a writer cannot set.
+    """Resolve a dim to a ``Coordinate``; refuse dims a writer cannot set.
 
     Raises
     ------
