@@ -19,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    CacheWarning,
     DamagedIndexWarning,
     DatabaseNotFoundError,
     DuplicateCellError,
@@ -32,6 +33,7 @@ from .errors import (
     LazyDicomError,
     LazyDicomWarning,
     MissingDecoderError,
+    NonFiniteError,
     OutsideDatabaseError,
     SkippedFilesWarning,
     UnknownAttributeError,
@@ -89,6 +91,8 @@ __all__ = [
     "DuplicateCellError",
     "FrameReadError",
     "GeometryError",
+    "NonFiniteError",
+    "CacheWarning",
     "InconsistentFramesError",
     "InvalidArgumentError",
     "InvalidChunksError",

@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import LazyDicomWarning
+from .errors import CacheWarning
 from .pixels import FrameTable
 
 #: A frame's file version: ``(path, 0-based frame index, size, mtime in ns)``.
@@ -68,10 +68,6 @@ _STORES: dict[str, Any] = {}  # per-process open stores, by location
 _TEMPLATES: dict[tuple, dict] = {}  # zarr.json templates by (shape, dtype, compressor)
 _KNOWN_SHARDS: set[tuple[str, str]] = set()  # shard groups written by this process
 _WRITE_FAILED: set[str] = set()  # caches this process could not write (warned once)
-
-
-class CacheWarning(LazyDicomWarning):
-    """The frame cache could not be written (the read itself succeeded)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -228,7 +224,7 @@ class FrameCache:
     def put(self, identity: Identity, frame: np.ndarray) -> None:
         """Write a frame's stored values ``(rows, cols[, 3])``, chunk first, metadata last.
 
-        A failed write warns with [`CacheWarning`][lazydicom.cache.CacheWarning] once and stops this
+        A failed write warns with [`CacheWarning`][lazydicom.CacheWarning] once and stops this
         process writing to that cache; the read itself is not affected.
         """
         where = self._where()

@@ -21,6 +21,8 @@ __all__ = [
     "InvalidSelectionError",
     "InvalidChunksError",
     "GeometryError",
+    "NonFiniteError",
+    "CacheWarning",
     "LazyDicomWarning",
     "SkippedFilesWarning",
     "DamagedIndexWarning",
@@ -95,8 +97,16 @@ class GeometryError(LazyDicomError, ValueError):
     """Frames that do not lie on one regular grid in patient space (the message says why)."""
 
 
+class NonFiniteError(LazyDicomError, ValueError):
+    """A frame to write holds NaN or infinite values, which DICOM integer pixels cannot store."""
+
+
 class LazyDicomWarning(UserWarning):
     """Base class of every warning emitted by lazydicom."""
+
+
+class CacheWarning(LazyDicomWarning):
+    """The frame cache could not be written (the read itself succeeded)."""
 
 
 class SkippedFilesWarning(LazyDicomWarning):

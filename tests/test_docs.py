@@ -120,7 +120,7 @@ def test_mkdocs_build_strict(tmp_path):
         "lazydicom.io.zarr.to_zarr",
         "lazydicom.io.xarray.to_xarray",
         "lazydicom.backend.LazyDicomBackendEntrypoint",
-        "lazydicom.cache.CacheWarning",
+        "lazydicom.CacheWarning",
         *(f"lazydicom.{name}" for name in lazydicom.errors.__all__),
     ):
         assert f'id="{anchor}"' in api, f"API page does not document {anchor}"

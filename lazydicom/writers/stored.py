@@ -26,13 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom.valuerep import format_number_as_ds
 
+from ..errors import NonFiniteError
+
 __all__ = ["StoredFrame", "store_frame", "store_pixels", "ds_text", "NonFiniteError"]
 
 _U16 = 65535
-
-
-class NonFiniteError(ValueError):
-    """A frame holds NaN or infinite values, which DICOM integer pixels cannot store."""
 
 
 @dataclass(frozen=True, slots=True)
