@@ -196,7 +196,8 @@ def run_index(manifest: Manifest, repeat: int = 3, verbose: bool = False) -> lis
             info = _run_child(tool, folder, runs)
             note = "" if info["files"] == n else f"indexed {info['files']} files, expected {n}"
             rows[tool] = Row(
-                what, statistics.median(info["times"]), n, times=info["times"], note=note
+                what, statistics.median(info["times"]), n, times=info["times"], note=note,
+                key=tool,
             )
             if info.get("pydicom_changed"):
                 changed = ", ".join(f"{k}={v}" for k, v in info["pydicom_changed"].items())
