@@ -360,6 +360,7 @@ def _extract_rows(folder: Path, label: str, repeat: int, verbose: bool,
                     3.0,
                 )
                 row.equal, row.note = _compare(t.result, ref)
+                row.key = f"extract.{'jpeg' if compressed else 'native'}.{compressor}.{mode}"
                 rows.append(row)
             except Exception as exc:  # noqa: BLE001
                 rows.append(
