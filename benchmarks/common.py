@@ -248,12 +248,14 @@ def time_process(
     warmup: int = 1,
     env: dict[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
+    ok_codes: tuple[int, ...] = (0,),
 ) -> Timing:
     """Time a command as a subprocess, end to end (start-up included), ``repeat`` times.
 
     ``setup`` runs before every run, outside the timing. A run that exits
-    with an error raises ``RuntimeError`` with the last line it printed to
-    stderr. ``Timing.result`` is the list of the timed runs' standard outputs.
+    with a code not in ``ok_codes`` raises ``RuntimeError`` with the last line
+    it printed to stderr. ``Timing.result`` is the list of the timed runs'
+    standard outputs, each followed by its standard error when the exit code was not 0.
     """
     times: list[float] = []
     outputs: list[str] = []
@@ -265,7 +267,7 @@ def time_process(
             cmd, capture_output=True, text=True, check=False, env=env, cwd=cwd
         )
         elapsed = time.perf_counter() - start
-        if proc.returncode != 0:
+        if proc.returncode not in ok_codes:
             lines = (proc.stderr or proc.stdout or "").strip().splitlines()
             raise RuntimeError(
                 f"{os.path.basename(cmd[0])} exited with {proc.returncode}: "
@@ -273,7 +275,7 @@ def time_process(
             )
         if r >= warmup:
             times.append(elapsed)
-            outputs.append(proc.stdout)
+            outputs.append(proc.stdout + (proc.stderr if proc.returncode else ""))
     return Timing(statistics.median(times), times, outputs)
 
 

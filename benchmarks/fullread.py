@@ -94,6 +94,8 @@ class Tool:
         A command timed as a subprocess instead of ``call``.
     setup : callable, optional
         Before every run of ``command`` (outside the timing).
+    ok_codes : tuple of int
+        Exit codes of ``command`` that are timed rather than an error.
     note : str
         Shown in the row's note.
     """
@@ -106,6 +108,7 @@ class Tool:
     slow: bool = False
     command: list[str] | None = None
     setup: Callable[[], Any] | None = None
+    ok_codes: tuple[int, ...] = (0,)
     note: str = ""
 
 
@@ -271,29 +274,39 @@ def lazydicom_tools(
     return tools
 
 
-def dcm2niix_tool(folder: Path, out: Path, reference: np.ndarray) -> Tool:
-    """``dcm2niix -z n -o OUT FOLDER`` as a timed subprocess; its NIfTI frames checked
-    against the reference in any order, flips allowed (NIfTI's row order)."""
+def dcm2niix_tool(
+    folder: Path, out: Path, reference: np.ndarray, options: Sequence[str] = (), why: str = ""
+) -> Tool:
+    """``dcm2niix -z n [OPTIONS] -o OUT FOLDER`` as a timed subprocess; its NIfTI frames
+    checked against the reference in any order, flips allowed (NIfTI's row order).
+    ``why`` explains ``options`` in the row's note."""
     out = Path(out)
 
     def setup() -> None:
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
 
-    def check(_stdout: Any) -> tuple[str, str]:
-        return unordered_frames_mark(peers.nifti_frames(out), reference, flips=True)
+    def check(outputs: Any) -> tuple[str, str]:
+        mark, note = unordered_frames_mark(peers.nifti_frames(out), reference, flips=True)
+        errors = sorted({line.strip() for text in outputs or () for line in text.splitlines()
+                         if line.strip().startswith("Error")})
+        if errors:
+            note = _join(f"dcm2niix: {'; '.join(errors)[:160]}", note)
+        return mark, note
 
+    what = f"dcm2niix -z n {' '.join(options)}{' ' if options else ''}-o OUT FOLDER"
     try:
-        command = peers.dcm2niix_command(folder, out)
+        command = peers.dcm2niix_command(folder, out, options)
     except FileNotFoundError as exc:
-        return Tool("dcm2niix", "dcm2niix -z n -o OUT FOLDER (NIfTI)", note=f"skipped: {exc}")
+        return Tool("dcm2niix", what, note=f"skipped: {exc}")
     return Tool(
         "dcm2niix",
-        "dcm2niix -z n -o OUT FOLDER: convert to NIfTI, as a subprocess",
+        f"{what}: convert to NIfTI, as a subprocess",
         command=command,
         setup=setup,
         check=check,
-        note="end to end: process start-up, reading, writing the .nii files",
+        ok_codes=(0, 8),  # 8: some files not converted (the check then fails and says why)
+        note=_join("end to end: process start-up, reading, writing the .nii files", why),
     )
 
 
@@ -340,7 +353,7 @@ def run_tools(tools: list[Tool], repeat: int, frames: int, verbose: bool = False
         try:
             if tool.command is not None:
                 t = time_process(tool.command, repeat, setup=tool.setup, env=_child_env(),
-                                 cwd=REPO)
+                                 cwd=REPO, ok_codes=tool.ok_codes)
                 if tool.key == "lazydicom.process" and tool.check is not None:
                     tool.note = _join(tool.note, _stages(t.result, t.median))
                     # one more, untimed run that prints the digest of the result

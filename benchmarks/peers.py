@@ -382,8 +382,10 @@ def highdicom_volume(folder: str | os.PathLike[str], dtype: Any = np.float32) ->
 # --------------------------------------------------------------------------
 
 
-def dcm2niix_command(folder: str | os.PathLike[str], out: str | os.PathLike[str]) -> list[str]:
-    """``dcm2niix -z n -o OUT FOLDER``: every series under ``folder`` to (uncompressed) NIfTI.
+def dcm2niix_command(
+    folder: str | os.PathLike[str], out: str | os.PathLike[str], options: Sequence[str] = ()
+) -> list[str]:
+    """``dcm2niix -z n [OPTIONS] -o OUT FOLDER``: every series under ``folder`` to NIfTI.
 
     Raises ``FileNotFoundError`` when the ``dcm2niix`` binary is not on the path
     (``pip install dcm2niix``).
@@ -393,7 +395,7 @@ def dcm2niix_command(folder: str | os.PathLike[str], out: str | os.PathLike[str]
     binary = shutil.which("dcm2niix")
     if binary is None:
         raise FileNotFoundError("dcm2niix not found on the path: pip install dcm2niix")
-    return [binary, "-z", "n", "-o", str(out), str(folder)]
+    return [binary, "-z", "n", *options, "-o", str(out), str(folder)]
 
 
 def nifti_frames(out: str | os.PathLike[str]) -> list[np.ndarray]:
