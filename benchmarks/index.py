@@ -77,8 +77,12 @@ def _call_for(tool: str, folder: str) -> tuple[Callable[[], Any], Callable[[], N
 
     if tool == "lazydicom-peers":
         import dbdicom  # noqa: F401
-        import imagedata.series  # noqa: F401
         import SimpleITK  # noqa: F401
+
+        try:  # optional peer: the pydicom options of dbdicom still apply without it
+            import imagedata.series  # noqa: F401
+        except ImportError:
+            pass
     if tool == "lazydicom-thread":
         stop = threading.Event()
         threading.Thread(target=stop.wait, name="idle", daemon=True).start()

@@ -182,6 +182,7 @@ def run_memory(manifest: Manifest, verbose: bool = False, timeout: float = 3600)
     rows["size"] = Row(
         "the array itself (floor of any eager read)",
         peak_mb=size_mb,
+        key="memory.size",
         note=f"{n} frames of {manifest.spec.rows}x{manifest.spec.cols} uint16",
     )
 
