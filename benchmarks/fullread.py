@@ -10,8 +10,8 @@ Timing:
 - the tools the targets compare (reading the bytes, the raw-read limit, the
   pydicom loop, lazydicom's calls) run in interleaved rounds (every tool once
   per round, the order rotating; :func:`benchmarks.common.time_interleaved`),
-  after one untimed warm-up round whose results are checked against the
-  reference;
+  at least :data:`MIN_ROUNDS` of them, after one untimed warm-up round whose
+  results are checked against the reference;
 - the other in-process peers (SimpleITK, highdicom) are then timed alone,
   ``repeat`` runs after one warm-up run, not inside the rounds: on this
   virtual machine a large allocation right after SimpleITK or highdicom
@@ -68,6 +68,12 @@ __all__ = [
 ]
 
 Check = Callable[[Any], tuple[str, str]]
+
+#: Interleaved rounds at least (they are cheap; on a loaded machine single runs of
+#: the same call differ by up to 5x, so the median needs more than three).
+MIN_ROUNDS = 5
+#: A row whose slowest run took this many times its fastest notes the spread.
+SPREAD_NOTE = 1.5
 
 
 @dataclass(slots=True)
@@ -311,7 +317,11 @@ def dcm2niix_tool(
 
 
 def _row(tool: Tool, t: Timing, frames: int) -> Row:
-    return Row(tool.what, t.median, frames, times=t.times, key=tool.key, note=tool.note)
+    note = tool.note
+    if t.times and min(t.times) > 0 and max(t.times) / min(t.times) > SPREAD_NOTE:
+        low, high = (1e6 * x / frames for x in (min(t.times), max(t.times)))
+        note = _join(note, f"runs spread {low:,.0f}-{high:,.0f} us/frame")
+    return Row(tool.what, t.median, frames, times=t.times, key=tool.key, note=note)
 
 
 def _join(*parts: str) -> str:
@@ -339,7 +349,7 @@ def run_tools(tools: list[Tool], repeat: int, frames: int, verbose: bool = False
 
     timings = time_interleaved(
         {k: guarded(t.call) for k, t in fast.items() if t.call is not None},
-        repeat,
+        max(repeat, MIN_ROUNDS),
         warmup=1,
         check=check,
         on_error=errors.__setitem__,

@@ -89,7 +89,7 @@ def targets_table(payload: dict[str, Any]) -> str:
     found = [(g, r) for g, r in iter_rows(payload) if r.get("target")]
     found.sort(key=lambda item: ISSUE_TAG not in (item[1].get("summary") or ""))
     lines = [
-        "| target | group | measured | per frame (us) | met |",
+        "| target | group | measured | that row's time per frame (us) | met |",
         "|---|---|---|---|---|",
     ]
     for group, row in found:
