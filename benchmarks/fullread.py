@@ -209,22 +209,25 @@ print(json.dumps(out))
 """
 
 
-def _stages(outputs: list[str], total: float) -> str:
-    """The median time of each step of the fresh-process runs, as a note."""
-    steps: dict[str, list[float]] = {}
-    for text in outputs:
+def _stages(outputs: list[str], times: list[float]) -> str:
+    """The steps of the fresh-process run whose total was the median, as a note.
+
+    (Medians of each step need not add up to the median total, so one run is shown.)
+    """
+    runs = []
+    for text, total in zip(outputs, times):
         lines = text.strip().splitlines()
         if lines:
-            for name, value in json.loads(lines[-1]).items():
-                if isinstance(value, float):
-                    steps.setdefault(name, []).append(value)
-    if not steps:
+            steps = {k: v for k, v in json.loads(lines[-1]).items() if isinstance(v, float)}
+            runs.append((total, steps))
+    if not runs:
         return ""
-    medians = {name: float(np.median(values)) for name, values in steps.items()}
-    rest = total - sum(medians.values())
+    total, steps = sorted(runs, key=lambda run: run[0])[len(runs) // 2]
     names = {"imports": "imports", "open": "cold index", "compute": "compute"}
-    parts = [f"{names.get(k, k)} {v:.2f} s" for k, v in medians.items()]
-    return "of which " + ", ".join(parts) + f", interpreter start-up and exit {rest:.2f} s"
+    parts = [f"{names.get(k, k)} {v:.2f} s" for k, v in steps.items()]
+    rest = total - sum(steps.values())
+    return (f"the median run: {total:.2f} s, of which " + ", ".join(parts)
+            + f", interpreter start-up and exit {rest:.2f} s")
 
 
 def _child_env() -> dict[str, str]:
@@ -365,7 +368,7 @@ def run_tools(tools: list[Tool], repeat: int, frames: int, verbose: bool = False
                 t = time_process(tool.command, repeat, setup=tool.setup, env=_child_env(),
                                  cwd=REPO, ok_codes=tool.ok_codes)
                 if tool.key == "lazydicom.process" and tool.check is not None:
-                    tool.note = _join(tool.note, _stages(t.result, t.median))
+                    tool.note = _join(tool.note, _stages(t.result, t.times))
                     # one more, untimed run that prints the digest of the result
                     t_check = time_process(tool.command[:-1] + ["1"], 1, setup=tool.setup,
                                            warmup=0, env=_child_env(), cwd=REPO)

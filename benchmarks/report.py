@@ -100,6 +100,13 @@ def targets_table(payload: dict[str, Any]) -> str:
         per_frame = row.get("per_frame_us")
         us = "" if per_frame is None else f"{per_frame:,.0f}"
         lines.append(f"| {label} | {group} | {measured} | {us} | {_met(row)} |")
+    loads = [f"{group} {data['load_average']:.1f}"
+             for group, data in payload.get("groups", {}).items()
+             if data.get("load_average") is not None]
+    if loads:
+        lines += ["", "Load average (1 minute) at the start of each group: " + ", ".join(loads)
+                  + " (2 cores; above about 0.7 other work was running and the ratios are "
+                  "suspect)."]
     return "\n".join(lines)
 
 
@@ -152,7 +159,7 @@ def plot_read(payload: dict[str, Any], path: Path) -> Path:
     )
     fig.suptitle(f"Full read of a series, per frame ({created}; load average at start: {load})",
                  fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
