@@ -20,7 +20,7 @@ import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from .common import Row, machine_info, markdown_table  # noqa: E402
+from .common import REPO, Row, machine_info, markdown_table  # noqa: E402
 
 try:  # no tqdm monitor thread: peers' progress bars would start one and leave it running
     import tqdm  # noqa: E402
@@ -30,13 +30,17 @@ except ImportError:  # pragma: no cover - tqdm comes with lazydicom and dbdicom
     pass
 from .data import big_spec, ensure_dataset, grid_spec  # noqa: E402
 
-GROUPS = ("index", "read", "select", "jpeg", "decoders", "memory", "write", "cache")
+GROUPS = (
+    "index", "read", "select", "ct", "jpeg", "layout", "decoders", "memory", "write", "cache"
+)
 
 TITLES = {
     "index": "Index: scan the headers of the grid folder",
     "read": "Full read of the grid series into (x, y, SliceLocation, FlipAngle, RepetitionTime)",
     "select": "Selection: one FlipAngle of k",
+    "ct": "Full read of an uncompressed CT series with rescale (real pixels)",
     "jpeg": "JPEG Lossless CT (real data, largest series)",
+    "layout": "Layout: assembling (x, y, *dims), and chunk sizes of ndarray()",
     "decoders": "Decoding JPEG Lossless CT frames: imagecodecs, pylibjpeg, GDCM",
     "memory": "Memory: mean of a large series, peak RSS of a fresh process",
     "write": "Writing a float volume as a new DICOM series",
@@ -85,6 +89,28 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--verbose", action="store_true", help="print tracebacks of failed measurements"
     )
+    parser.add_argument(
+        "--plot",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="PNG",
+        help="also draw the per-frame time of every tool per data set (matplotlib) to PNG "
+        "(default docs/benchmarks-read.png; benchmarks/results/quick-read.png with --quick)",
+    )
+    parser.add_argument(
+        "--docs",
+        action="store_true",
+        help="also rewrite the generated blocks of docs/benchmarks.md (targets, results) "
+        "and README.md (Performance) from this run (not with --quick)",
+    )
+    parser.add_argument(
+        "--from-results",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="run nothing: print the report of a saved run (and --plot/--docs from it)",
+    )
     args = parser.parse_args(argv)
     names = [
         n.strip() for item in (args.only or list(GROUPS)) for n in item.split(",") if n.strip()
@@ -97,6 +123,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         args.repeat = 2 if args.quick else 3
     if args.output is None:
         args.output = RESULTS / ("quick.json" if args.quick else "latest.json")
+    if args.plot is True:
+        args.plot = RESULTS / "quick-read.png" if args.quick else REPO / "docs" / \
+            "benchmarks-read.png"
+    if args.docs and args.quick:
+        parser.error("--docs shows full runs: not with --quick")
     return args
 
 
@@ -113,9 +144,30 @@ def _machine_markdown(info: dict) -> str:
     )
 
 
+def _finish(payload: dict, args: argparse.Namespace) -> None:
+    """--plot and --docs from a run's payload."""
+    from . import report
+
+    if args.plot:
+        try:
+            _log(f"wrote {report.plot_read(payload, args.plot)}")
+        except ImportError as exc:
+            _log(f"no plot: {exc} (pip install matplotlib)")
+    if args.docs:
+        if payload.get("quick"):
+            raise SystemExit("--docs shows full runs; these results are from --quick")
+        for path in report.update_docs(payload):
+            _log(f"updated {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the selected groups, print the tables and write the JSON results."""
     args = _parse(argv)
+    if args.from_results is not None:
+        payload = json.loads(args.from_results.read_text())
+        print(payload["markdown"])
+        _finish(payload, args)
+        return 0
     scratch: Path = args.data
     scratch.mkdir(parents=True, exist_ok=True)
     info = machine_info()
@@ -126,16 +178,18 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     grid = None
-    if {"index", "read", "select"} & set(args.groups):
+    if {"index", "read", "select", "layout"} & set(args.groups):
         grid = ensure_dataset(scratch, grid_spec(args.quick), log=_log)
 
-    from . import cache, compressed, decoders, index, memory, read, write
+    from . import cache, compressed, ct, decoders, index, layout, memory, read, write
 
     runners: dict[str, Callable[[], list[Row]]] = {
         "index": lambda: index.run_index(grid, args.repeat, args.verbose),
         "read": lambda: read.run_read(grid, args.repeat, args.verbose),
         "select": lambda: read.run_select(grid, args.repeat, args.verbose),
+        "ct": lambda: ct.run_ct(scratch, args.quick, args.repeat, args.verbose),
         "jpeg": lambda: compressed.run_jpeg(scratch, args.repeat, args.verbose),
+        "layout": lambda: layout.run_layout(grid, scratch, args.quick, args.repeat, args.verbose),
         "decoders": lambda: decoders.run_rows(max(args.repeat, 3), args.verbose),
         "memory": lambda: memory.run_memory(
             ensure_dataset(scratch, big_spec(args.quick), log=_log), args.verbose
@@ -144,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         "cache": lambda: cache.run_rows(args.quick, scratch, args.repeat, args.verbose),
     }
     results: dict[str, dict] = {}
-    out = [
+    head = [
         "# lazydicom benchmarks",
         "",
         f"{started}{' (--quick)' if args.quick else ''}; median of {args.repeat} runs "
@@ -155,12 +209,13 @@ def main(argv: list[str] | None = None) -> int:
     if grid is not None:
         spec = grid.spec
         axes = " x ".join(f"{len(v)} {k}" for k, v in spec.coords.items())
-        out += [
+        head += [
             "",
             f"Grid data: {spec.nframes} single-frame {spec.rows}x{spec.cols} uint16 MR files, "
             f"Explicit VR Little Endian, grid {axes}, "
             f"in {len(grid.subfolders())} folders, in {grid.folder}",
         ]
+    body: list[str] = []
     for name in args.groups:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         _log(f"running {name} (load average {load}) ...")
@@ -172,23 +227,20 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             rows = [Row(name, ratio_text="n/a (error)", note=f"{type(exc).__name__}: {exc}")]
         elapsed = time.perf_counter() - start
-        _log(f"{name} done in {elapsed:.0f} s")
+        load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        _log(f"{name} done in {elapsed:.0f} s (load average {load_end})")
         results[name] = {
             "title": TITLES[name],
             "elapsed_s": elapsed,
             "load_average": load,
+            "load_average_end": load_end,
             "rows": [r.to_dict() for r in rows],
         }
         table = markdown_table(rows)
-        busy = (
-            f" (load average {load:.2f} at start: other work was running)"
-            if load and load > 0.7
-            else ""
-        )
-        out += ["", f"## {TITLES[name]}", "", f"{elapsed:.0f} s{busy}", "", table]
+        loads = f"load average {load:.2f} at start, {load_end:.2f} at end" if load else ""
+        busy = ": other work was running" if load and max(load, load_end or 0) > 0.7 else ""
+        body += ["", f"## {TITLES[name]}", "", f"{elapsed:.0f} s ({loads}{busy})", "", table]
 
-    text = "\n".join(out) + "\n"
-    print(text)
     payload = {
         "created": started,
         "command": ["python", "-m", "benchmarks", *(argv if argv is not None else sys.argv[1:])],
@@ -197,13 +249,19 @@ def main(argv: list[str] | None = None) -> int:
         "groups_run": args.groups,
         "machine": info,
         "groups": results,
-        "markdown": text,
     }
+    from .report import targets_table
+
+    targets = ["", "## Targets", "", targets_table(payload)]
+    payload["markdown"] = "\n".join(head + targets + body) + "\n"
+    payload["markdown_results"] = "\n".join(head + body) + "\n"
+    print(payload["markdown"])
     args.output.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.output.with_name(args.output.name + ".tmp")
     tmp.write_text(json.dumps(payload, indent=1, default=str))
     tmp.replace(args.output)
     _log(f"wrote {args.output}")
+    _finish(payload, args)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import platform
@@ -31,11 +32,28 @@ __all__ = [
     "pydicom_config",
     "pydicom_state",
     "quiet",
+    "shared_data",
     "time_call",
+    "time_interleaved",
+    "time_process",
+    "unordered_frames_mark",
 ]
 
 #: Root of the lazydicom repository (the parent of ``benchmarks/``).
 REPO = Path(__file__).resolve().parent.parent
+
+
+
+def shared_data() -> Path:
+    """The shared corpus of real files: ``$LAZYDICOM_SHARED_DATA``, else ``../shared/data``.
+
+    The default is relative to the repository root (the folder beside it named
+    ``shared``), never a machine path; it may not exist, and the groups that
+    need it then show a skipped row saying so.
+    """
+    env = os.environ.get("LAZYDICOM_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
 
 #: Text shown in a row whose measurement failed.
 NA_ERROR = "n/a (error)"
@@ -69,6 +87,11 @@ class Row:
         Anything the reader should know (errors, caveats).
     times : list of float
         Every timed repeat, in seconds.
+    key : str
+        Stable name of the tool or call (``"pydicom"``, ``"lazydicom.compute"``...),
+        for the plot, the summary and the README table; ``""`` for rows they skip.
+    summary : str
+        The target as listed in the summary table (``""``: not listed there).
     """
 
     what: str
@@ -82,6 +105,8 @@ class Row:
     peak_mb: float | None = None
     note: str = ""
     times: list[float] = field(default_factory=list)
+    key: str = ""
+    summary: str = ""
 
     @property
     def per_frame_us(self) -> float | None:
@@ -147,6 +172,113 @@ def time_call(
     return Timing(statistics.median(times), times, result)
 
 
+def time_interleaved(
+    calls: dict[str, Callable[[], Any]],
+    repeat: int = 3,
+    warmup: int = 1,
+    check: Callable[[str, Any], None] | None = None,
+    on_error: Callable[[str, BaseException], None] | None = None,
+) -> dict[str, Timing]:
+    """Time several calls in interleaved rounds; the median of each is reported.
+
+    Every round runs each call once, the order rotating from round to round, so
+    that slow drifts of a shared machine (other work starting or stopping) hit
+    every call alike and the ratios between them stay meaningful.
+
+    Parameters
+    ----------
+    calls : dict
+        ``{name: call without arguments}``.
+    repeat : int
+        Timed rounds.
+    warmup : int
+        Untimed rounds first; the first warm-up result of each call is passed
+        to ``check`` (then dropped: timed results are dropped at once, so that
+        only one result is alive at a time).
+    check : callable, optional
+        ``check(name, result)``, after the first warm-up run.
+    on_error : callable, optional
+        ``on_error(name, exception)`` when a call raises; that call is then
+        dropped from the remaining rounds. Without it the exception propagates.
+
+    Returns
+    -------
+    dict
+        ``{name: Timing}`` for the calls that never raised (``Timing.result`` is ``None``).
+    """
+    alive = dict(calls)
+    times: dict[str, list[float]] = {name: [] for name in calls}
+
+    def run(name: str, timed: bool, first: bool) -> None:
+        try:
+            start = time.perf_counter()
+            result = alive[name]()
+            elapsed = time.perf_counter() - start
+            if first and check is not None:
+                check(name, result)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(name, exc)
+            del alive[name]
+            return
+        del result
+        if timed:
+            times[name].append(elapsed)
+
+    for r in range(max(0, warmup) + max(1, repeat)):
+        names = list(alive)
+        if names:
+            shift = r % len(names)
+            names = names[shift:] + names[:shift]
+        for name in names:
+            if name in alive:
+                run(name, timed=r >= warmup, first=r == 0)
+    return {
+        name: Timing(statistics.median(times[name]), times[name], None)
+        for name in alive
+        if times[name]
+    }
+
+
+def time_process(
+    cmd: list[str],
+    repeat: int = 3,
+    setup: Callable[[], Any] | None = None,
+    warmup: int = 1,
+    env: dict[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    ok_codes: tuple[int, ...] = (0,),
+) -> Timing:
+    """Time a command as a subprocess, end to end (start-up included), ``repeat`` times.
+
+    ``setup`` runs before every run, outside the timing. A run that exits
+    with a code not in ``ok_codes`` raises ``RuntimeError`` with the last line
+    it printed to stderr. ``Timing.result`` is the list of the timed runs'
+    standard outputs, each followed by its standard error when the exit code was not 0.
+    """
+    times: list[float] = []
+    outputs: list[str] = []
+    for r in range(max(0, warmup) + max(1, repeat)):
+        if setup is not None:
+            setup()
+        start = time.perf_counter()
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, check=False, env=env, cwd=cwd
+        )
+        elapsed = time.perf_counter() - start
+        if proc.returncode not in ok_codes:
+            lines = (proc.stderr or proc.stdout or "").strip().splitlines()
+            raise RuntimeError(
+                f"{os.path.basename(cmd[0])} exited with {proc.returncode}: "
+                + (lines[-1] if lines else "no output")
+            )
+        if r >= warmup:
+            times.append(elapsed)
+            outputs.append(proc.stdout + (proc.stderr if proc.returncode else ""))
+    return Timing(statistics.median(times), times, outputs)
+
+
 def fmt_ratio(value: float) -> str:
     """Format a ratio with about two significant digits: ``0.73``, ``4.2``, ``27``."""
     if value >= 10:
@@ -193,6 +325,53 @@ def equal_mark(result: Any, reference: np.ndarray) -> tuple[str, str]:
             )
     wrong = int(np.count_nonzero(arr != reference))
     return "✗", f"{wrong} of {arr.size} values differ"
+
+
+def unordered_frames_mark(
+    frames: list[np.ndarray], reference: np.ndarray, flips: bool = False
+) -> tuple[str, str]:
+    """Check that ``frames`` are the reference's frames, in any order (and flipped, if allowed).
+
+    For tools that sort frames their own way (by position rather than by the
+    attribute the reference is sorted on) or write them in another
+    orientation (dcm2niix flips rows into NIfTI's convention). ``frames`` are
+    ``(x, y)`` arrays; ``reference`` is ``(x, y, *grid)``. With ``flips``,
+    a frame also matches a reference frame flipped along either axis.
+
+    Returns
+    -------
+    mark, note : str
+        As :func:`equal_mark`.
+    """
+    ref = reference.reshape(reference.shape[0], reference.shape[1], -1, order="F")
+    if len(frames) != ref.shape[2]:
+        return "✗", f"{len(frames)} frames, expected {ref.shape[2]}"
+
+    def digest(frame: np.ndarray) -> bytes:
+        return np.ascontiguousarray(frame, dtype=np.float64).tobytes()
+
+    wanted: dict[bytes, int] = {}
+    for k in range(ref.shape[2]):
+        key = hashlib.sha1(digest(ref[:, :, k])).digest()
+        wanted[key] = wanted.get(key, 0) + 1
+    flipped = 0
+    for frame in frames:
+        frame = np.asarray(frame)
+        if frame.shape != ref.shape[:2]:
+            return "✗", f"frame shape {frame.shape} != {ref.shape[:2]}"
+        candidates = [frame]
+        if flips:
+            candidates += [frame[:, ::-1], frame[::-1, :], frame[::-1, ::-1]]
+        for i, candidate in enumerate(candidates):
+            key = hashlib.sha1(digest(candidate)).digest()
+            if wanted.get(key):
+                wanted[key] -= 1
+                flipped += i > 0
+                break
+        else:
+            return "✗", "a frame matches no frame of the reference"
+    note = "frames equal, order not checked" + (f", {flipped} flipped" if flipped else "")
+    return "✓", note
 
 
 def import_lazydicom() -> Any:

@@ -4,7 +4,8 @@
 ``python -m benchmarks``.
 
 The frames of ``tests/data/ct-skull-jpeg-lossless`` (and of
-``../shared/data/ct-skull-jpeg-lossless`` beside the repository, when present)
+``../shared/data/ct-skull-jpeg-lossless`` beside the repository, or under
+``$LAZYDICOM_SHARED_DATA``, when present)
 are read into memory, split with ``pydicom.encaps.generate_frames``, and
 decoded one after the other, in the same process, by:
 
@@ -46,14 +47,22 @@ import pydicom
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.errors import InvalidDicomError
 
-from .common import REPO, Row, error_row, fmt_ratio, import_lazydicom, markdown_table
+from .common import (
+    REPO,
+    Row,
+    error_row,
+    fmt_ratio,
+    import_lazydicom,
+    markdown_table,
+    shared_data,
+)
 
 __all__ = ["FOLDERS", "Frame", "load_frames", "run_rows", "main"]
 
 #: The JPEG Lossless CT folders: in the repository, and the shared corpus beside it.
 FOLDERS = (
     REPO / "tests" / "data" / "ct-skull-jpeg-lossless",
-    REPO.parent / "shared" / "data" / "ct-skull-jpeg-lossless",
+    shared_data() / "ct-skull-jpeg-lossless",
 )
 
 REFERENCE = "pydicom as_array, pylibjpeg plugin"

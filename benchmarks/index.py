@@ -77,8 +77,12 @@ def _call_for(tool: str, folder: str) -> tuple[Callable[[], Any], Callable[[], N
 
     if tool == "lazydicom-peers":
         import dbdicom  # noqa: F401
-        import imagedata.series  # noqa: F401
         import SimpleITK  # noqa: F401
+
+        try:  # optional peer: the pydicom options of dbdicom still apply without it
+            import imagedata.series  # noqa: F401
+        except ImportError:
+            pass
     if tool == "lazydicom-thread":
         stop = threading.Event()
         threading.Thread(target=stop.wait, name="idle", daemon=True).start()
@@ -196,7 +200,8 @@ def run_index(manifest: Manifest, repeat: int = 3, verbose: bool = False) -> lis
             info = _run_child(tool, folder, runs)
             note = "" if info["files"] == n else f"indexed {info['files']} files, expected {n}"
             rows[tool] = Row(
-                what, statistics.median(info["times"]), n, times=info["times"], note=note
+                what, statistics.median(info["times"]), n, times=info["times"], note=note,
+                key=tool,
             )
             if info.get("pydicom_changed"):
                 changed = ", ".join(f"{k}={v}" for k, v in info["pydicom_changed"].items())

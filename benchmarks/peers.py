@@ -13,7 +13,16 @@ Peers:
   ``DataBaseDicom.pixel_data(series, dims=[...])`` reads a series eagerly, with
   SliceLocation always the first dim);
 - SimpleITK's ``ImageSeriesReader``, one 3-D stack per acquisition folder;
-- imagedata's ``Series(folder, input_order="fa,tr", opts={"tr": "RepetitionTime"})``.
+- imagedata's ``Series(folder, input_order="fa,tr", opts={"tr": "RepetitionTime"})``;
+- highdicom: ``highdicom.imread(path).get_frame(1)`` per file (its frame
+  access, which applies the modality transform), and for a single stack
+  ``highdicom.get_volume_from_series(datasets)``;
+- dcm2niix (the PyPI package's binary), converting the folder to NIfTI:
+  ``dcm2niix -z n -o OUT FOLDER``, timed as a subprocess.
+
+Limits: reading every file's bytes (:func:`read_bytes`), and reading each
+frame's bytes at its known offset into its cell (:func:`raw_read`,
+:func:`raw_read_stack`).
 """
 
 from __future__ import annotations
@@ -33,6 +42,13 @@ from .data import Manifest
 
 __all__ = [
     "walk_files",
+    "read_bytes",
+    "raw_read_stack",
+    "highdicom_read",
+    "highdicom_volume",
+    "sitk_read_stack",
+    "dcm2niix_command",
+    "nifti_frames",
     "pydicom_headers",
     "pydicom_read",
     "raw_read",
@@ -94,14 +110,16 @@ def pydicom_read(folder: str | os.PathLike[str], dims: Sequence[str]) -> np.ndar
     """Read every frame under ``folder`` with pydicom and sort it by ``dims`` values.
 
     The loop a user writes: ``dcmread`` + ``pixel_array`` for every file,
-    keeping the frame and its attribute values, then the sorted unique values
+    rescaled as a user would (``arr * RescaleSlope + RescaleIntercept`` in
+    float64, cast to float32) when the file has a rescale other than 1/0,
+    keeping the frame and its attribute values; then the sorted unique values
     of each dim give the axes, and each frame is copied into its cell of an
     F-ordered ``(cols, rows, *dims)`` array.
 
     Returns
     -------
     numpy.ndarray
-        ``(cols, rows, *grid)``, stored dtype.
+        ``(cols, rows, *grid)``, stored dtype, or float32 when rescaled.
     """
     frames = []
     keys = []
@@ -110,8 +128,18 @@ def pydicom_read(folder: str | os.PathLike[str], dims: Sequence[str]) -> np.ndar
             ds = pydicom.dcmread(path)
         except InvalidDicomError:
             continue
-        frames.append(ds.pixel_array)
+        arr = ds.pixel_array
+        slope = float(ds.get("RescaleSlope", 1) or 1)
+        intercept = float(ds.get("RescaleIntercept", 0) or 0)
+        if (slope, intercept) != (1.0, 0.0):
+            arr = (arr * slope + intercept).astype(np.float32)
+        frames.append(arr)
         keys.append(tuple(float(ds[d].value) for d in dims))
+    return _place(frames, keys)
+
+
+def _place(frames: list[np.ndarray], keys: list[tuple[Any, ...]]) -> np.ndarray:
+    """Copy ``(rows, cols)`` frames into the cells their sorted unique ``keys`` give."""
     axes = [_axis_index(column) for column in zip(*keys, strict=True)]
     rows, cols = frames[0].shape
     out = np.empty((cols, rows, *(len(a[0]) for a in axes)), dtype=frames[0].dtype, order="F")
@@ -124,6 +152,56 @@ def pydicom_read(folder: str | os.PathLike[str], dims: Sequence[str]) -> np.ndar
 # --------------------------------------------------------------------------
 # raw-read limit
 # --------------------------------------------------------------------------
+
+
+def read_bytes(files: Sequence[str | os.PathLike[str]]) -> int:
+    """Read every file's bytes (``open`` + ``read``), the floor of any reader of these files.
+
+    Returns
+    -------
+    int
+        The number of bytes read.
+    """
+    total = 0
+    for path in files:
+        with open(path, "rb") as f:
+            total += len(f.read())
+    return total
+
+
+def raw_read_stack(stack: Any) -> np.ndarray:
+    """The raw-read limit of a single-series folder, rescale included.
+
+    For each file of ``stack`` (a :class:`benchmarks.realdata.Stack` of
+    uncompressed files): one ``os.pread`` of the frame's bytes at the known
+    Pixel Data offset, then the frame is written into its slot of an F-ordered
+    ``(cols, rows, n)`` array, as float32 with ``* slope + intercept`` applied
+    in place when the series is rescaled (stored dtype otherwise).
+    """
+    rescaled = (stack.slope, stack.intercept) != (1.0, 0.0)
+    first = pydicom.dcmread(stack.files[0], stop_before_pixels=True)
+    stored = np.dtype(f"<{'i' if first.PixelRepresentation else 'u'}{first.BitsAllocated // 8}")
+    out = np.empty(
+        (stack.cols, stack.rows, stack.nframes),
+        dtype=np.float32 if rescaled else stored,
+        order="F",
+    )
+    nbytes = stack.rows * stack.cols * stored.itemsize
+    shape = (stack.cols, stack.rows)
+    for k, (path, offset) in enumerate(zip(stack.files, stack.offsets, strict=True)):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            buf = os.pread(fd, nbytes, int(offset))
+        finally:
+            os.close(fd)
+        slot = out[:, :, k]
+        np.copyto(slot, np.frombuffer(buf, stored).reshape(shape, order="F"), casting="unsafe")
+        if rescaled:
+            if stack.slope != 1.0:
+                slot *= np.float32(stack.slope)
+            slot += np.float32(stack.intercept)
+    return out
+
 
 
 def raw_read(manifest: Manifest) -> np.ndarray:
@@ -235,6 +313,101 @@ def sitk_read(folder: str | os.PathLike[str]) -> np.ndarray:
     for flip, tr, stack in stacks:
         out[:, :, :, flip_index[flip], tr_index[tr]] = stack
     return out
+
+
+def sitk_read_stack(folder: str | os.PathLike[str]) -> np.ndarray:
+    """One folder as one 3-D stack with SimpleITK's ``ImageSeriesReader``.
+
+    ``GetGDCMSeriesFileNames(folder)`` sorts the files by position along the
+    slice normal; ``Execute`` reads them (with the rescale applied, into the
+    smallest pixel type SimpleITK picks). Returns the ``(cols, rows, n)`` view.
+    """
+    import SimpleITK as sitk
+
+    sitk.ProcessObject_SetGlobalWarningDisplay(False)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder)))
+    return sitk.GetArrayFromImage(reader.Execute()).T
+
+
+# --------------------------------------------------------------------------
+# highdicom
+# --------------------------------------------------------------------------
+
+
+def highdicom_read(
+    folder: str | os.PathLike[str], dims: Sequence[str], dtype: Any = np.float32
+) -> np.ndarray:
+    """``highdicom.imread(path).get_frame(1, dtype=dtype)`` per file, sorted by ``dims`` values.
+
+    highdicom's frame access: ``get_frame`` applies the modality transform
+    (RescaleSlope/Intercept) when the file has one and casts to ``dtype``.
+    Placement as in :func:`pydicom_read`.
+    """
+    import highdicom
+
+    frames = []
+    keys = []
+    for path in walk_files(folder):
+        try:
+            image = highdicom.imread(path)
+        except InvalidDicomError:
+            continue
+        frames.append(image.get_frame(1, dtype=dtype))
+        keys.append(tuple(float(image[d].value) for d in dims))
+    return _place(frames, keys)
+
+
+def highdicom_volume(folder: str | os.PathLike[str], dtype: Any = np.float32) -> np.ndarray:
+    """``highdicom.get_volume_from_series([dcmread(path) ...], dtype=dtype)`` of one stack.
+
+    highdicom sorts the slices by position and checks that they form one
+    regularly spaced volume; its array is ``(slice, row, column)``, returned
+    here as the ``(cols, rows, slices)`` view (slice order is highdicom's).
+    """
+    import highdicom
+
+    datasets = []
+    for path in walk_files(folder):
+        try:
+            datasets.append(pydicom.dcmread(path))
+        except InvalidDicomError:
+            continue
+    volume = highdicom.get_volume_from_series(datasets, dtype=dtype)
+    return volume.array.T
+
+
+# --------------------------------------------------------------------------
+# dcm2niix
+# --------------------------------------------------------------------------
+
+
+def dcm2niix_command(
+    folder: str | os.PathLike[str], out: str | os.PathLike[str], options: Sequence[str] = ()
+) -> list[str]:
+    """``dcm2niix -z n [OPTIONS] -o OUT FOLDER``: every series under ``folder`` to NIfTI.
+
+    Raises ``FileNotFoundError`` when the ``dcm2niix`` binary is not on the path
+    (``pip install dcm2niix``).
+    """
+    import shutil
+
+    binary = shutil.which("dcm2niix")
+    if binary is None:
+        raise FileNotFoundError("dcm2niix not found on the path: pip install dcm2niix")
+    return [binary, "-z", "n", *options, "-o", str(out), str(folder)]
+
+
+def nifti_frames(out: str | os.PathLike[str]) -> list[np.ndarray]:
+    """Every 2-D frame of every ``.nii`` file dcm2niix wrote to ``out``, scaled (nibabel)."""
+    import nibabel
+
+    frames = []
+    for path in sorted(Path(out).glob("*.nii")):
+        data = np.asanyarray(nibabel.load(path).dataobj)
+        data = data.reshape(data.shape[0], data.shape[1], -1, order="F")
+        frames.extend(data[:, :, k] for k in range(data.shape[2]))
+    return frames
 
 
 # --------------------------------------------------------------------------
