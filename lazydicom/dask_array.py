@@ -36,15 +36,48 @@ class FrameArray(Array):
 
     Values, chunks and graph are those of a plain ``dask.array.Array``;
     ``np.ascontiguousarray(arr.compute())`` gives a C-ordered result.
+
+    On dask's local threaded or synchronous scheduler, ``arr.compute()`` (and
+    ``np.asarray(arr)``) reads the frames straight into one result, as
+    ``DicomFrames.read`` does, instead of reading each chunk into its own
+    array and copying the chunks into the result afterwards (a second
+    allocation and a single-threaded copy of every byte, measured at 1.5x the
+    read on real CT). The values are the same; other schedulers (processes,
+    dask.distributed) and ``dask.compute`` of several collections take dask's
+    path.
     """
 
     __slots__ = ()
+
+    def compute(self, **kwargs: Any) -> Any:
+        frames = self.__dict__.get("_frames")
+        if frames is not None and set(kwargs) <= {"scheduler", "num_workers"}:
+            import dask.local
+            import dask.threaded
+            from dask.base import get_scheduler
+
+            get = get_scheduler(scheduler=kwargs.get("scheduler"), collections=[self])
+            if get is dask.threaded.get:
+                return frames.read(num_workers=kwargs.get("num_workers"))
+            if get is dask.local.get_sync:
+                return frames.read(scheduler="sync")
+        return super().compute(**kwargs)
 
     def __dask_postcompute__(self) -> tuple[Any, tuple]:
         return assemble_fortran, (self.chunks, self.dtype)
 
     def __reduce__(self) -> tuple[Any, tuple]:
-        return (FrameArray, (self.dask, self.name, self.chunks, self.dtype, self._meta))
+        return (_rebuild, (self.dask, self.name, self.chunks, self.dtype, self._meta,
+                           self.__dict__.get("_frames")))
+
+
+def _rebuild(dsk: Any, name: str, chunks: Any, dtype: Any, meta: Any,
+             frames: DicomFrames | None) -> FrameArray:
+    """Unpickle a FrameArray with the frames object its compute() reads."""
+    array = FrameArray(dsk, name, chunks, dtype, meta)
+    if frames is not None:
+        array.__dict__["_frames"] = frames
+    return array
 
 
 def assemble_fortran(results: Any, chunks: tuple[tuple[int, ...], ...], dtype: np.dtype
@@ -82,4 +115,6 @@ def frame_array(frames: DicomFrames, chunks: tuple[tuple[int, ...], ...]) -> Fra
         return dask.array.from_array(frames, chunks=chunks, name=name, asarray=False, meta=meta)
     graph = graph_from_arraylike(frames, chunks, frames.shape, name, getitem=getter,
                                  inline_array=False)
-    return FrameArray(graph, name, chunks, meta=meta)
+    array = FrameArray(graph, name, chunks, meta=meta)
+    array.__dict__["_frames"] = frames  # not a slot: Array's cached properties live there too
+    return array

@@ -149,9 +149,13 @@ def test_a_list_index_reads_at_most_the_range_it_spans(grid, chunks):
 @pytest.mark.parametrize("chunks", [None, 1, 3, (1, 3, 2), {"RepetitionTime": 1}], ids=str)
 def test_compute_is_fortran_ordered_and_equal_at_any_chunk_size(grid, chunks):
     arr = grid.ndarray(DIMS, chunks=chunks)
-    got = arr.compute()
+    got = arr.compute()  # local threads: read straight into one result
     assert got.flags.f_contiguous
     np.testing.assert_array_equal(got, EXPECTED)
+    for other in (arr.compute(optimize_graph=True), dask.compute(arr)[0],  # dask's path
+                  arr.compute(scheduler="sync"), np.asarray(arr)):
+        assert other.flags.f_contiguous
+        np.testing.assert_array_equal(other, EXPECTED)
     # what dask derives from it is a plain dask array with the same values
     np.testing.assert_array_equal((arr + 0).compute(), EXPECTED)
     np.testing.assert_array_equal(arr.persist().compute(), EXPECTED)
