@@ -471,7 +471,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         report = extract(sources, out, dims, where=where or None, scheduler=args.scheduler,
                          progress=progress, cache=args.cache, compressor=args.compressor,
                          shard_bytes=args.shard_size, fill_value=_fill(args.fill_value),
-                         format=args.format)
+                         format=args.format, pack=not args.no_pack)
     failed = [r for r in report if r["status"] == "failed"]
     counts = {s: sum(r["status"] == s for r in report) for s in ("written", "skipped", "failed")}
     frames = sum(r["frames"] for r in report if r["status"] == "written")
@@ -514,11 +514,14 @@ def _add_extract(sub) -> None:
     p.add_argument("--format", choices=("zarr", "nifti"), default="zarr",
                    help="zarr (default): one store; nifti: OUT/<series>.nii per series "
                    "(needs a spatial dim such as SlicePosition)")
+    p.add_argument("--no-pack", action="store_true",
+                   help="store rescaled values as floats, not the stored integers with "
+                   "scale_factor/add_offset (used where exact, e.g. CT)")
     p.add_argument("--fill-value", default=None, metavar="VALUE",
                    help="value of cells without a frame: a number or nan (default: nan for "
                    "float output, 0 for integers)")
-    p.add_argument("--shard-size", default="64MiB", metavar="BYTES",
-                   help="bytes of frames per zarr shard and per task (default 64MiB)")
+    p.add_argument("--shard-size", default="16MiB", metavar="BYTES",
+                   help="bytes of frames per zarr shard and per task (default 16MiB)")
     p.add_argument("--compressor", choices=("lz4", "zstd", "none"), default="lz4",
                    help="codec of the pixel chunks (default blosc-lz4)")
     p.add_argument("--index", metavar="DIR", default=None,

@@ -12,7 +12,7 @@ Layout::
 ``xarray.open_zarr(out, group=name)`` one series.
 
 How it runs. Every series is planned from the index (no pixel read), its
-group created, and its shards (blocks of frames of about 64 MiB) become
+group created, and its shards (blocks of frames of about 16 MiB) become
 tasks: a task reads its frames (each frame read once, decoded once, rescaled
 into place) and zarr compresses and writes the shard. Tasks of all series run
 together on a thread pool the size of the machine (decoders, reads and
@@ -25,6 +25,7 @@ written again from scratch.
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import json
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidArgumentError, LazyDicomError
 from .io.labels import series_attrs, series_name, units
-from .io.zarr import ZarrTarget, consolidate_metadata, create, write_shard
+from .io.zarr import ZarrTarget, consolidate_metadata, create, packed, write_shard
 from .records import Database, open_database
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class _Job:
     fingerprint: str
     cells: int
     target: ZarrTarget | None = None
+    make_target: Callable[[], ZarrTarget] | None = None  # creates the group (no pixel)
     pending: int = 0
     error: BaseException | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -180,9 +182,10 @@ def extract(
     rescale: bool = True,
     fill_value: Any = None,
     compressor: str | None = "lz4",
-    shard_bytes: str | int = "64MiB",
+    shard_bytes: str | int = "16MiB",
     workers: int | None = None,
     format: str = "zarr",
+    pack: bool = True,
 ) -> list[dict[str, Any]]:
     """Extract every (matching) series of one or more folders into one zarr store, resumably.
 
@@ -218,9 +221,14 @@ def extract(
     compressor : {'lz4', 'zstd', 'none'}
         Codec of the pixel chunks (blosc-lz4 by default).
     shard_bytes : str or int
-        Bytes of frames per shard and per task (default 64 MiB).
+        Bytes of frames per shard and per task (default 16 MiB).
     workers : int, optional
         Local threads (default: the number of cores).
+    pack : bool, optional
+        Store integers with CF ``scale_factor``/``add_offset`` where that is
+        exact (e.g. CT's -1024; see ``lazydicom.io.zarr.packed``): half the
+        bytes of float32 and a third of the compression time. xarray decodes
+        them to the rescaled values. False stores the rescaled floats.
     format : {'zarr', 'nifti'}
         ``"nifti"`` writes ``out/<name>.nii`` per series instead (nibabel; the
         dims need one spatial dim, see [`Series.affine`][lazydicom.Series.affine]), each with a
@@ -248,6 +256,7 @@ def extract(
     if format != "zarr":
         raise InvalidArgumentError(f"format must be 'zarr' or 'nifti', not {format!r}")
     options = {"rescale": rescale, "fill_value": fill_value, "compressor": compressor,
+               "pack": pack,
                "shard_bytes": shard_bytes, "format": EXTRACT_FORMAT}
     root = zarr.open_group(out, mode="a", use_consolidated=False)
     root.attrs.update({"lazydicom": {"format": EXTRACT_FORMAT, "dims": [str(d) for d in dims],
@@ -275,15 +284,17 @@ def extract(
                                        else fill_value, rescale=rescale)
                 if fill_value is None:
                     frames = frames.marking_empty()
+                frames, encoding = packed(frames) if pack else (frames, {})
                 attrs = series_attrs(table)
                 unit = units(attrs, rescale)
                 if unit:
                     attrs["units"] = unit
                 attrs["dims"] = [str(d) for d in dims]
                 job.frames, job.cells = frames, frames.grid.size
-                job.target = create(frames, out, group=name, attrs=attrs,
-                                    compressor=compressor, shard_bytes=shard_bytes,
-                                    consolidate=False, table=table)
+                job.make_target = functools.partial(
+                    create, frames, out, group=name, attrs=attrs, compressor=compressor,
+                    shard_bytes=shard_bytes, consolidate=False, table=table,
+                    encoding=encoding)
             except (LazyDicomError, ValueError, KeyError, OSError) as exc:
                 job.error = exc
             jobs.append(job)
@@ -357,17 +368,16 @@ def _run(jobs: list[_Job], scheduler: Any, workers: int | None, bar: _Progress,
 
     ``complete(job)`` runs (in this thread) as soon as all shards of a job are written.
     """
-    tasks = []
-    for job in jobs:
-        if job.error is not None or job.frames is None or job.target is None:
-            continue
+    def shards(job: _Job) -> list[tuple[slice, ...]]:
+        """The job's shard regions; completes a job that has none."""
+        assert job.frames is not None and job.target is not None
         regions = [r for r in job.target.regions(job.frames.grid.shape)
                    if all(s.stop > s.start for s in r)]
         job.pending = len(regions)
-        tasks += [(job, r) for r in regions]
         if not regions:
             complete(job)
             bar.series_done()
+        return regions
 
     def finished(job: _Job, cells: int, error: BaseException | None) -> None:
         with job.lock:
@@ -381,21 +391,54 @@ def _run(jobs: list[_Job], scheduler: Any, workers: int | None, bar: _Progress,
                 complete(job)
             bar.series_done()
 
+    live = [j for j in jobs if j.error is None and j.frames is not None]
     client = _client(scheduler)
-    if client is not None:
+    if client is not None:  # the groups are made here, the shards on the cluster
+        tasks = []
+        for job in live:
+            error = _make_target(job)
+            if error is None:
+                tasks += [(job, r) for r in shards(job)]
+            else:
+                bar.series_done()
         _run_distributed(client, tasks, finished, own=isinstance(scheduler, str))
         return
     if scheduler in ("sync", "synchronous", "single-threaded"):
         workers = 1
-    from concurrent.futures import ThreadPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
+    # creating a series' group (coordinates, metadata: tens of store writes) is a
+    # task too, so it overlaps the shards of the series before it
     with ThreadPoolExecutor(workers or os.cpu_count() or 1,
                             thread_name_prefix="lazydicom-extract") as pool:
-        futures = {pool.submit(_guarded, job, region): job for job, region in tasks}
-        for future in as_completed(futures):
-            job = futures[future]
-            cells, error = future.result()
-            finished(job, cells, error)
+        pending: dict[Any, tuple[_Job, tuple[slice, ...] | None]] = {
+            pool.submit(_make_target, job): (job, None) for job in live}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                job, region = pending.pop(future)
+                if region is None:  # the group exists (or failed): its shards follow
+                    if future.result() is not None:
+                        bar.series_done()
+                        continue
+                    for r in shards(job):
+                        pending[pool.submit(_guarded, job, r)] = (job, r)
+                else:
+                    cells, error = future.result()
+                    finished(job, cells, error)
+
+
+def _make_target(job: _Job) -> BaseException | None:
+    """Create the job's group; the error (recorded on the job) or None. Never raises."""
+    if job.target is not None:
+        return None
+    try:
+        assert job.make_target is not None
+        job.target = job.make_target()
+    except Exception as exc:  # noqa: BLE001 - recorded per series, the batch goes on
+        job.error = exc
+        return exc
+    return None
 
 
 def _guarded(job: _Job, region: tuple[slice, ...]) -> tuple[int, BaseException | None]:

@@ -412,9 +412,10 @@ class Series(_Record):
         fill_value: Any = None,
         rescale: bool = True,
         compressor: str | None = "lz4",
-        shard_bytes: str | int = "64MiB",
+        shard_bytes: str | int = "16MiB",
         compute: bool = True,
         scheduler: Any = None,
+        pack: bool = True,
     ) -> Any:
         """Write the selection to a zarr group that ``xarray.open_zarr`` opens.
 
@@ -424,7 +425,10 @@ class Series(_Record):
         coordinate array per dim and the series' attributes. ``fill_value``
         defaults to NaN for float data (so empty cells read back as missing)
         and 0 for integers; the coordinate ``has_frame`` marks the cells that
-        hold a frame either way. See
+        hold a frame either way. With ``pack`` (default) a series with one
+        integer RescaleSlope/Intercept (CT) is stored as its integers with CF
+        ``scale_factor``/``add_offset``, which xarray decodes to the same values
+        (see ``lazydicom.io.zarr.packed``). See
         ``lazydicom.io.zarr`` and ``docs/clusters.md``.
 
         Examples
@@ -442,7 +446,8 @@ class Series(_Record):
         table = self.table()
         return write_zarr(frames, store, group=group, compressor=compressor,
                           attrs=self._attrs(table, frames, rescale), table=table,
-                          shard_bytes=shard_bytes, compute=compute, scheduler=scheduler)
+                          shard_bytes=shard_bytes, compute=compute, scheduler=scheduler,
+                          pack=pack)
 
     def to_nifti(
         self,

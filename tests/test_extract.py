@@ -375,3 +375,32 @@ def test_extraction_marks_missing_cells_and_keeps_geometry(tmp_path):
     assert raw["pixels"].dtype.kind in "iu"
     raw_pixels = raw["pixels"].transpose("x", "y", "SliceLocation", "FlipAngle").values
     assert (raw_pixels[:, :, ~present] == 0).all()
+
+
+@pytest.mark.parametrize(("rescale", "bits", "missing", "packed"), [
+    ((1.0, -1024.0), 12, True, True),      # CT: int16 + scale_factor/add_offset, NaN fill
+    ((2.0, 5.0), 16, False, True),         # integer rescale, every cell has a frame
+    ((2.0, 5.0), 16, True, False),         # no integer is free for empty cells: float32
+    ((0.5, 1.25), 12, False, False),       # fractional rescale: float32
+], ids=["ct", "full-grid", "no-free-integer", "fractional"])
+def test_packed_storage_decodes_to_the_ndarray_values(tmp_path, rescale, bits, missing, packed):
+    folder = tmp_path / "dicom"
+    gone = {(1, 0)} if missing else set()
+    write_series(folder, COORDS, SHAPE, dtype="int16", bits_stored=bits, rescale=rescale,
+                 missing=gone)
+    series = _series(folder)
+    out = tmp_path / "p.zarr"
+    report = extract(folder, out, DIMS, progress=False)
+    (name,) = [r["name"] for r in report]
+    ds = xr.open_zarr(out, group=name)
+    stored = zarr.open_group(out, mode="r")[name]["pixels"]
+    assert (stored.dtype == np.int16) == packed
+    expected = series.ndarray(DIMS, fill_value=np.nan).compute()
+    got = ds["pixels"].transpose("x", "y", *DIMS).values
+    np.testing.assert_array_equal(got, expected)  # NaN where empty, equal elsewhere
+    if packed:
+        raw = xr.open_zarr(out, group=name, mask_and_scale=False)["pixels"]
+        present = ds["has_frame"].transpose(*DIMS).values
+        np.testing.assert_array_equal(
+            raw.transpose("x", "y", *DIMS).values[:, :, present],
+            series.ndarray(DIMS, rescale=False).compute()[:, :, present])

@@ -15,7 +15,7 @@ is one contiguous inner chunk, as pydicom stacks frames. ``.transpose("x",
 "y", ...)`` on the opened variable gives the ``(x, y, *dims)`` order of
 [`Series.ndarray`][lazydicom.Series.ndarray].
 
-Shards (zarr's sharding codec) hold many frames each, sized in bytes (64 MiB
+Shards (zarr's sharding codec) hold many frames each, sized in bytes (16 MiB
 by default), so a study of 1,000 series is about as many files as series, not
 one file per frame, while a reader of one frame still reads only its chunk.
 A shard is the unit of work: one task reads its frames (decoding where
@@ -44,11 +44,11 @@ if TYPE_CHECKING:
     from ..array import DicomFrames
 
 __all__ = ["ZarrTarget", "create", "write_shard", "to_zarr", "consolidate_metadata",
-           "COMPRESSORS"]
+           "packed", "COMPRESSORS"]
 
 #: Codecs of the pixel chunks: name -> (zarr codec class path, its arguments).
 COMPRESSORS = ("lz4", "zstd", "none")
-_SHARD_BYTES = "64MiB"
+_SHARD_BYTES = "16MiB"  # smaller buffers than 64 MiB: fewer fresh pages (faults) per task
 PIXELS = "pixels"
 
 
@@ -81,6 +81,47 @@ class ZarrTarget:
             yield tuple(reversed(combo))
 
 
+def packed(frames: DicomFrames) -> tuple[DicomFrames, dict[str, Any]]:
+    """The stored integers and CF ``scale_factor``/``add_offset``, when that is exact.
+
+    A CT series is int16 on disk with one RescaleSlope/Intercept (1, -1024);
+    written rescaled it is float32: twice the bytes and three times the
+    compression time (measured: 1.4 ms against 0.45 ms per 512x512 frame with
+    blosc-lz4). When every frame has the same integer slope and intercept and
+    empty cells (if any) can be marked by an integer no pixel can hold (outside
+    BitsStored), the stored values are written with the netCDF/CF attributes
+    ``scale_factor``, ``add_offset`` and ``_FillValue``: xarray decodes them to
+    exactly the values of ``Series.ndarray`` (as
+    float64, xarray's choice for scaled integers; NaN in empty cells), and
+    ``mask_and_scale=False`` gives the stored integers. Otherwise ``frames`` is
+    returned as is, with no attributes.
+    """
+    import dataclasses
+
+    t = frames.table
+    if (not frames.rescale or frames.dtype.kind != "f" or frames.colour or not len(t)
+            or not (isinstance(frames.fill_value, float) and math.isnan(frames.fill_value)
+                    or bool((frames.grid.cells >= 0).all()))):
+        return frames, {}
+    slopes, intercepts = np.unique(t.slope), np.unique(t.intercept)
+    if len(slopes) != 1 or len(intercepts) != 1:
+        return frames, {}
+    slope, intercept = float(slopes[0]), float(intercepts[0])
+    if not (slope.is_integer() and intercept.is_integer()) or slope == 0:
+        return frames, {}
+    formats = [t.formats[c] for c in np.unique(t.format).tolist()]
+    dtype = np.result_type(*(f.dtype for f in formats))
+    attrs: dict[str, Any] = {"scale_factor": slope, "add_offset": intercept}
+    fill = 0
+    if (frames.grid.cells < 0).any():
+        bits = max(f.bits_stored for f in formats)
+        if dtype.kind not in "iu" or bits >= dtype.itemsize * 8:
+            return frames, {}  # every integer may be a pixel: keep float32 and NaN
+        fill = int(np.iinfo(dtype).min if dtype.kind == "i" else np.iinfo(dtype).max)
+        attrs["_FillValue"] = fill
+    return dataclasses.replace(frames, rescale=False, dtype=dtype, fill_value=fill), attrs
+
+
 def _store_location(store: Any) -> Any:
     """A path string for folders (absolute: workers' cwd differs), else the store itself."""
     if isinstance(store, str | os.PathLike):
@@ -100,6 +141,7 @@ def create(
     fill_value: Any = None,
     consolidate: bool = True,
     table: pd.DataFrame | None = None,
+    encoding: Mapping[str, Any] | None = None,
 ) -> ZarrTarget:
     """Create (replace) the group of ``frames``: coordinates, attributes, an empty pixel array.
 
@@ -154,6 +196,7 @@ def create(
     if frames.colour:
         shape, dims, inner, outer = (3, *shape), ("rgb", *dims), (1, *inner), (1, *outer)
     pixel_attrs = dict(attrs or {})
+    pixel_attrs.update(encoding or {})
     if extra:
         pixel_attrs["coordinates"] = " ".join(extra)
     root.create_array(
@@ -209,6 +252,7 @@ def to_zarr(
     compute: bool = True,
     scheduler: Any = None,
     table: pd.DataFrame | None = None,
+    pack: bool = True,
 ) -> Any:
     """Write ``frames`` to a zarr group (see the module docstring for the layout).
 
@@ -224,7 +268,7 @@ def to_zarr(
     compressor : {'lz4', 'zstd', 'none'}
         blosc-lz4 (default), zstd level 1, or none.
     shard_bytes : str or int
-        Bytes of frames per shard (and per task), default ``"64MiB"``.
+        Bytes of frames per shard (and per task), default ``"16MiB"``.
     compute : bool
         False returns a ``dask.delayed`` object whose ``.compute()`` writes the
         pixels (the group, coordinates and attributes are written at once).
@@ -233,6 +277,9 @@ def to_zarr(
     table : pandas.DataFrame, optional
         The index table the frames were selected from, for the cells' geometry
         (x/y in mm, ImagePositionPatient, ``has_frame``, ``affine``).
+    pack : bool
+        Write stored integers with CF ``scale_factor``/``add_offset`` where
+        that is exact (see ``packed``); False writes the rescaled floats.
 
     Returns
     -------
@@ -242,8 +289,9 @@ def to_zarr(
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
 
+    frames, encoding = packed(frames) if pack else (frames, {})
     target = create(frames, store, group=group, attrs=attrs, compressor=compressor,
-                    shard_bytes=shard_bytes, table=table)
+                    shard_bytes=shard_bytes, table=table, encoding=encoding)
     token = dask.base.tokenize(frames.token, target.store if isinstance(target.store, str)
                                else id(target.store), target.path, target.shards)
     source, name = f"lazydicom-frames-{token}", f"lazydicom-write-{token}"
