@@ -31,7 +31,8 @@ except ImportError:  # pragma: no cover - tqdm comes with lazydicom and dbdicom
 from .data import big_spec, ensure_dataset, grid_spec  # noqa: E402
 
 GROUPS = (
-    "index", "read", "select", "ct", "jpeg", "layout", "decoders", "memory", "write", "cache"
+    "index", "read", "select", "ct", "jpeg", "layout", "decoders", "memory", "write", "cache",
+    "extract", "scale",
 )
 
 TITLES = {
@@ -45,6 +46,8 @@ TITLES = {
     "memory": "Memory: mean of a large series, peak RSS of a fresh process",
     "write": "Writing a float volume as a new DICOM series",
     "cache": "Zarr cache and batch extraction to zarr",
+    "extract": "Batch extraction end to end, fresh processes: lazydicom extract vs dcm2niix",
+    "scale": "Scale: 10k-100k frames, index, reopen, build, one cell, memory",
 }
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -181,7 +184,19 @@ def main(argv: list[str] | None = None) -> int:
     if {"index", "read", "select", "layout"} & set(args.groups):
         grid = ensure_dataset(scratch, grid_spec(args.quick), log=_log)
 
-    from . import cache, compressed, ct, decoders, index, layout, memory, read, write
+    from . import (
+        cache,
+        compressed,
+        ct,
+        decoders,
+        extract,
+        index,
+        layout,
+        memory,
+        read,
+        scale,
+        write,
+    )
 
     runners: dict[str, Callable[[], list[Row]]] = {
         "index": lambda: index.run_index(grid, args.repeat, args.verbose),
@@ -196,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "write": lambda: write.run_rows(args.quick, scratch, args.repeat, args.verbose),
         "cache": lambda: cache.run_rows(args.quick, scratch, args.repeat, args.verbose),
+        "extract": lambda: extract.run_extract(scratch, args.repeat, log=_log, quick=args.quick),
+        "scale": lambda: scale.scale_rows(
+            scratch, [10_000] if args.quick else [10_000, 50_000, 100_000], log=_log),
     }
     results: dict[str, dict] = {}
     head = [

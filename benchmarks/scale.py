@@ -232,3 +232,45 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def scale_rows(scratch: Path, sizes: list[int], log=print) -> list:
+    """The rows of the scale group, with issue 10's targets."""
+    from .common import Row
+
+    rows = []
+    for r in run_scale(scratch, sizes, log=log):
+        n, cold = r["frames"], r["cold_s"]
+        label = f"{n:,} frames"
+        rows.append(Row(f"{label}: cold index", cold, n, key="scale.cold",
+                        note=f"{r['cold_us_per_file']:.0f} us/file"))
+        rows.append(Row(f"{label}: reopen, nothing changed", r["reopen_s"], n,
+                        ratio=r["reopen_s"] / cold,
+                        ratio_text=f"{r['reopen_s'] / cold:.1%} of the cold index",
+                        target="<= 2% of cold (50k); <= 2 s (1M)" if n in (50_000, 1_000_000)
+                        else "",
+                        met=(r["reopen_s"] <= 0.02 * cold if n == 50_000 else
+                             r["reopen_s"] <= 2 if n == 1_000_000 else None)))
+        rows.append(Row(f"{label}: build ndarray over every cell", r["build_s"], n,
+                        ratio=r["build_s"] / cold,
+                        ratio_text=f"{r['build_s'] / cold:.1%} of the cold index",
+                        target="<= 5% of cold (50k); <= 3 s (1M)" if n in (50_000, 1_000_000)
+                        else "",
+                        met=(r["build_s"] <= 0.05 * cold if n == 50_000 else
+                             r["build_s"] <= 3 if n == 1_000_000 else None)))
+        rows.append(Row(f"{label}: compute one cell", r["one_cell_s"], 1,
+                        ratio=r["one_cell_s"] / cold,
+                        ratio_text=f"{r['one_cell_s'] / cold:.2%} of the cold index",
+                        target="<= 1% of cold (50k); <= 0.2 s (1M)" if n in (50_000, 1_000_000)
+                        else "",
+                        met=(r["one_cell_s"] <= 0.01 * cold if n == 50_000 else
+                             r["one_cell_s"] <= 0.2 if n == 1_000_000 else None)))
+        rows.append(Row(f"{label}: peak RSS of open + ndarray", None, n,
+                        peak_mb=r["peak_rss_mb"],
+                        note=f"{r['rss_growth_mb']:.0f} MB over the imports "
+                             f"({r['rss_growth_mb'] * 1e6 / n / 1024:.2f} KB per frame)",
+                        target="growth <= 150 MB (50k); <= 1.5 GB total (1M)"
+                        if n in (50_000, 1_000_000) else "",
+                        met=(r["rss_growth_mb"] <= 150 if n == 50_000 else
+                             r["peak_rss_mb"] <= 1536 if n == 1_000_000 else None)))
+    return rows
