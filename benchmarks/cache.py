@@ -156,9 +156,15 @@ def _lazydicom_outputs(out: Path) -> dict[str, np.ndarray]:
 
     root = zarr.open_group(str(out), mode="r")
     result = {}
-    for name, group in root.groups():
-        # stored frames-major, (n, y, x): reversed, the (x, y, n) of the plain script
-        result[group.attrs["SeriesInstanceUID"]] = np.transpose(group[name][...])
+    for _name, group in root.groups():
+        # stored frames-major, (n, y, x): reversed, the (x, y, n) of the plain script;
+        # integers with CF scale_factor/add_offset where packed (lazydicom.io.zarr.packed)
+        pixels = group["pixels"]
+        data = np.transpose(pixels[...])
+        if "scale_factor" in pixels.attrs:
+            data = (data * float(pixels.attrs["scale_factor"])
+                    + float(pixels.attrs.get("add_offset", 0))).astype(np.float32)
+        result[group.attrs["SeriesInstanceUID"]] = data
     return result
 
 

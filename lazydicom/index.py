@@ -121,15 +121,24 @@ def read_files(
     *,
     workers: int | None = None,
     progress: bool | None = None,
+    scheduler: Any = None,
 ) -> tuple[pd.DataFrame | None, list[dict[str, Any]]]:
     """Read the headers of ``files`` under ``root``, in parallel when worth it.
 
     Returns ``(rows, skipped)``: a DataFrame (None if no frame) whose rows
     carry ``path``, ``size`` and ``mtime``, and the files skipped with reasons.
+    ``scheduler``: None or ``"processes"`` (local worker processes, the
+    default), ``"threads"``/``"sync"`` (this process), or a dask.distributed
+    Client or scheduler address: batches of files become cluster tasks whose
+    rows are gathered here (the files must be reachable from the workers).
     """
     root = str(root)
     todo = [(f.path, f.size, f.mtime) for f in files]
     workers = workers if workers is not None else (os.cpu_count() or 1)
+    if scheduler in ("sync", "synchronous", "single-threaded", "threads"):
+        workers = 1  # header parsing holds the GIL: threads would not help
+    elif scheduler not in (None, "processes"):
+        return _read_on_cluster(scheduler, root, todo, extra, progress)
     bar = _progress(len(todo), progress, "Reading DICOM headers")
     rows: list[pd.DataFrame] = []
     skipped: list[dict[str, Any]] = []
@@ -158,6 +167,42 @@ def read_files(
     finally:
         if bar is not None:
             bar.close()
+    frames = (rows[0] if len(rows) == 1 else pd.concat(rows, ignore_index=True)) if rows else None
+    return frames, skipped
+
+
+def _read_on_cluster(scheduler: Any, root: str, todo: list[tuple[str, int, int]],
+                     extra: Sequence[str], progress: bool | None
+                     ) -> tuple[pd.DataFrame | None, list[dict[str, Any]]]:
+    """:func:`read_files` with batches as dask.distributed tasks."""
+    try:
+        from distributed import Client, as_completed
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("A scheduler address needs dask.distributed: "
+                          "pip install 'lazydicom[distributed]'") from None
+    client = scheduler if isinstance(scheduler, Client) else Client(scheduler, timeout="10s")
+    rows: list[pd.DataFrame] = []
+    skipped: list[dict[str, Any]] = []
+    bar = _progress(len(todo), progress, "Reading DICOM headers on the cluster")
+    try:
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        chunk = max(1, min(_CHUNK * 4, len(todo) // (workers * 4) or 1))
+        parts = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
+        futures = client.map(_read_files, [root] * len(parts), parts, [list(extra)] * len(parts),
+                             pure=False)
+        sizes = {f.key: len(p) for f, p in zip(futures, parts)}
+        for future in as_completed(futures):
+            r, s = future.result()
+            if r is not None:
+                rows.append(r)
+            skipped += s
+            if bar is not None:
+                bar.update(sizes[future.key])
+    finally:
+        if bar is not None:
+            bar.close()
+        if client is not scheduler:
+            client.close()
     frames = (rows[0] if len(rows) == 1 else pd.concat(rows, ignore_index=True)) if rows else None
     return frames, skipped
 
@@ -440,7 +485,8 @@ class Index:
                 )
         return known
 
-    def refresh(self, *, progress: bool | None = None, workers: int | None = None) -> dict:
+    def refresh(self, *, progress: bool | None = None, workers: int | None = None,
+                scheduler: Any = None) -> dict:
         """Bring the index in line with the folder; read only new or changed files.
 
         Returns
@@ -454,7 +500,8 @@ class Index:
         todo = [f for f in found.files if known.get(f.path) != (f.size, f.mtime)]
         removed = set(known) - on_disk
         return self._apply(
-            todo, removed, progress=progress, workers=workers, known=known, problems=found.problems
+            todo, removed, progress=progress, workers=workers, known=known, problems=found.problems,
+            scheduler=scheduler
         )
 
     def sync(self, folder: str | os.PathLike) -> dict:
@@ -484,6 +531,7 @@ class Index:
         workers: int | None,
         known: dict | None = None,
         problems: list[tuple[str, str]] | None = None,
+        scheduler: Any = None,
     ) -> dict:
         """Read ``todo``, drop ``removed`` and stale rows, save; return counts.
 
@@ -512,7 +560,8 @@ class Index:
         if not todo and not removed and not problems_changed:
             return counts
         extra = sorted(self.extra)
-        rows, skipped = read_files(self.root, todo, extra, workers=workers, progress=progress)
+        rows, skipped = read_files(self.root, todo, extra, workers=workers, progress=progress,
+                                   scheduler=scheduler)
         table = self.table
         if stale and len(table):
             table = table[~table["path"].isin(stale)]

@@ -769,6 +769,7 @@ def open_database(
     index_path: str | os.PathLike | None = None,
     progress: bool | None = None,
     workers: int | None = None,
+    scheduler: Any = None,
     cache: Any = None,
 ) -> Database:
     """Open a folder of DICOM files; index or refresh its headers.
@@ -784,6 +785,12 @@ def open_database(
         Show a progress bar; default only on a terminal.
     workers : int, optional
         Processes reading headers; default the number of cores.
+    scheduler : str or distributed.Client, optional
+        Where headers are read: ``"processes"`` (default, local worker
+        processes), ``"threads"``/``"sync"`` (this process), or a
+        dask.distributed Client or scheduler address, whose workers read
+        batches of headers (the folder must be reachable from them) and send
+        back their rows; the index is the same as a local scan's.
     cache : bool, str, PathLike, zarr store or FrameCache, optional
         Keep decoded frames in a zarr store and read them from there
         afterwards (see ``lazydicom.cache``). ``True``: ``cache.zarr``
@@ -800,7 +807,7 @@ def open_database(
         If ``path`` does not exist.
     """
     index = Index(path, index_path)
-    index.refresh(progress=progress, workers=workers)
+    index.refresh(progress=progress, workers=workers, scheduler=scheduler)
     if cache is not None and cache is not False:
         from .cache import open_cache
 

@@ -273,3 +273,29 @@ def test_non_utf8_file_name_is_reported_not_fatal(tmp_path):
     assert len(db.table()) == 2  # the two valid files; the index was saved and reloads
     with pytest.warns(lazydicom.SkippedFilesWarning):
         assert len(_open(tmp_path).table()) == 2
+
+
+@pytest.mark.distributed
+def test_header_scan_on_a_local_cluster_gives_the_local_index(corpus, tmp_path):
+    """lazydicom.open(folder, scheduler=client): workers read the headers, same index."""
+    distributed = pytest.importorskip("distributed")
+    import shutil
+
+    other = tmp_path / "again"
+    shutil.copytree(corpus, other)
+    local = lazydicom.open(corpus, progress=False, workers=1)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        remote = lazydicom.open(other, progress=False, scheduler=client)
+        assert len(client.scheduler_info()["workers"]) == 2
+
+    def canonical(db):
+        t = db.index.table.drop(columns=["mtime"]).sort_values(["path", "FrameNumber"])
+        t = t[sorted(t.columns)].reset_index(drop=True).astype(object)
+        return t.where(t.notna().values, None)
+
+    a, b = canonical(local), canonical(remote)
+    assert list(a.columns) == list(b.columns) and len(a) > 50
+    assert a.equals(b)
+    assert sorted(local.skipped()["path"]) == sorted(remote.skipped()["path"])
