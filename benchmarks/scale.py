@@ -152,6 +152,10 @@ step, folder = sys.argv[1], sys.argv[2]
 import lazydicom
 import lazydicom.records, lazydicom.array, lazydicom.dask_array  # imports are not timed
 import dask.threaded, dask.array.optimization
+try:  # dask's first compute imports distributed (when installed) to look for a client
+    import distributed
+except ImportError:
+    pass
 dims = ("SliceLocation", "FlipAngle", "RepetitionTime")
 result = {}
 if step == "cold":
