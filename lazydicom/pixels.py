@@ -40,7 +40,10 @@ from .decoders import decode_frame
 from .errors import FrameReadError, InconsistentFramesError, MissingDecoderError
 from .fragments import FragmentError, codestream
 
-__all__ = ["PixelFormat", "FrameTable", "FrameCacheLike", "read_frames", "NATIVE_SYNTAXES"]
+__all__ = [
+    "PixelFormat", "FrameTable", "FrameSource", "FrameCacheLike", "read_frames", "store_frame",
+    "NATIVE_SYNTAXES",
+]
 
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _DEFLATED = "1.2.840.10008.1.2.1.99"
@@ -149,6 +152,9 @@ class FrameTable:
     format: np.ndarray
     slope: np.ndarray
     intercept: np.ndarray
+    #: Where the bytes come from: ``None`` for local files (``paths`` are file
+    #: paths), else a picklable object with the ``FrameSource`` methods.
+    source: FrameSource | None = None
 
     def __len__(self) -> int:
         return len(self.file)
@@ -158,6 +164,7 @@ class FrameTable:
         return FrameTable(
             self.paths, self.sizes, self.mtimes, self.formats,
             *(getattr(self, name)[frames] for name in _PER_FRAME),
+            source=self.source,
         )
 
     def rescaled(self, frames: np.ndarray | None = None) -> bool:
@@ -173,6 +180,28 @@ class FrameTable:
 
 
 _PER_FRAME = ("file", "index", "offset", "length", "pixel_offset", "format", "slope", "intercept")
+
+
+class FrameSource(Protocol):
+    """Reads the frames of one file from somewhere other than a local disk.
+
+    A ``FrameTable`` whose ``source`` is set hands each group of frames that
+    share a file to ``read_file`` instead of opening ``paths[f]`` locally.
+    An implementation fetches the bytes its own way (ranged GETs, WADO-RS)
+    and fills each slot with [`store_frame`][lazydicom.pixels.store_frame] so
+    that decoding, rescale and palettes behave exactly as for local files.
+    It must pickle (dask ships the table to processes and cluster workers).
+    """
+
+    def read_file(
+        self,
+        table: FrameTable,
+        frames: np.ndarray,
+        out: np.ndarray,
+        slots: np.ndarray,
+        rescale: bool,
+        cache: FrameCacheLike | None,
+    ) -> None: ...
 
 
 class FrameCacheLike(Protocol):
@@ -240,7 +269,10 @@ def read_frames(
     bounds = np.flatnonzero(np.diff(files)) + 1
     scratch = _Scratch()
     for group in np.split(slots, bounds):
-        _read_file(table, frames[group], out, group, rescale, cache, scratch)
+        if table.source is not None:
+            table.source.read_file(table, frames[group], out, group, rescale, cache)
+        else:
+            _read_file(table, frames[group], out, group, rescale, cache, scratch)
 
 
 class _Scratch:
@@ -370,18 +402,52 @@ def _read_one(
             _sign_extend(slot, fmt)
             return slot.T  # the stored values, for a cache that keeps native frames
         raw = _pread(fd, path, length, offset, scratch.get(length))
-        stored = _native_view(raw, fmt)
-    elif fmt.encapsulated and offset >= 0:
-        span = _pread(fd, path, length, offset)
+        return store_frame(raw, table, frame, slot, rescale, path=path)
+    if fmt.encapsulated and offset >= 0:
+        return store_frame(_pread(fd, path, length, offset), table, frame, slot, rescale,
+                           path=path)
+    stored = _read_with_pydicom(fd, path, table, frame, fmt)
+    return store_frame(stored, table, frame, slot, rescale, path=path)
+
+
+def store_frame(
+    data: Any,
+    table: FrameTable,
+    frame: int,
+    slot: np.ndarray,
+    rescale: bool = True,
+    *,
+    path: str | None = None,
+) -> np.ndarray:
+    """Fill ``slot`` (``(x, y[, 3])``) with frame ``frame`` of ``table`` given its bytes.
+
+    ``data`` is what the file holds for the frame: the native pixel bytes
+    (``table.length[frame]`` of them), or the span of fragment items of an
+    encapsulated frame (bytes or 1-D uint8), or an already decoded
+    ``numpy.ndarray`` of stored values ``(rows, columns[, samples])``.
+    Decoding, sign extension, palette colour and rescale are applied as for
+    a local read. Returns the stored
+    values (what a frame cache keeps).
+
+    Raises
+    ------
+    FrameReadError
+        The fragment items are damaged.
+    """
+    fmt = table.formats[table.format[frame]]
+    where = path if path is not None else table.paths[table.file[frame]]
+    if isinstance(data, np.ndarray) and data.ndim >= 2:  # decoded already
+        stored = data
+    elif fmt.encapsulated:
         try:
-            data = codestream(span)
+            stream = codestream(data)
         except FragmentError as exc:
-            raise FrameReadError(f"{path!r} changed or is damaged: {exc}") from None
-        stored = decode_frame(data, fmt.transfer_syntax, **fmt.decode_options())
+            raise FrameReadError(f"{where!r} changed or is damaged: {exc}") from None
+        stored = decode_frame(stream, fmt.transfer_syntax, **fmt.decode_options())
     else:
-        stored = _read_with_pydicom(fd, path, table, frame, fmt)
+        stored = _native_view(data, fmt)
     if fmt.photometric == "PALETTE COLOR":
-        stored = _apply_palette(stored, path, int(table.mtimes[table.file[frame]]))
+        stored = _apply_palette(stored, where, int(table.mtimes[table.file[frame]]))
     _store(stored, slot, table, frame, fmt, rescale)
     return stored
 
