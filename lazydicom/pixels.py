@@ -28,6 +28,7 @@ values below 2**24, e.g. CT's -1024), else in float64 rounded once to float32
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Sequence
@@ -161,10 +162,8 @@ class FrameTable:
 
     def take(self, frames: np.ndarray) -> FrameTable:
         """The table of ``frames`` only (files and formats kept as they are)."""
-        return FrameTable(
-            self.paths, self.sizes, self.mtimes, self.formats,
-            *(getattr(self, name)[frames] for name in _PER_FRAME),
-            source=self.source,
+        return dataclasses.replace(
+            self, **{name: getattr(self, name)[frames] for name in _PER_FRAME}
         )
 
     def rescaled(self, frames: np.ndarray | None = None) -> bool:
