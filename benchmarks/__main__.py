@@ -152,10 +152,20 @@ def _finish(payload: dict, args: argparse.Namespace) -> None:
     from . import report
 
     if args.plot:
-        try:
-            _log(f"wrote {report.plot_read(payload, args.plot)}")
-        except ImportError as exc:
-            _log(f"no plot: {exc} (pip install matplotlib)")
+        plot = Path(args.plot)
+        drawings = [(report.plot_read, plot),
+                    (report.plot_scale, plot.with_name(plot.name.replace("read", "scale"))),
+                    (report.plot_extract, plot.with_name(plot.name.replace("read", "extract")))]
+        for draw, path in drawings:
+            if path == plot and draw is not report.plot_read:
+                continue  # a name without "read": only the read plot goes there
+            try:
+                _log(f"wrote {draw(payload, path)}")
+            except ImportError as exc:
+                _log(f"no plot: {exc} (pip install matplotlib)")
+                break
+            except ValueError as exc:
+                _log(f"no plot: {exc}")
     if args.docs:
         if payload.get("quick"):
             raise SystemExit("--docs shows full runs; these results are from --quick")

@@ -9,6 +9,9 @@ regenerated from a saved run: ``python -m benchmarks --from-results FILE
   with the measured ratio and met / not met;
 - :func:`plot_read`: per-frame time of every tool on each full-read data set
   (groups ``read``, ``ct``, ``jpeg``), a bar chart (matplotlib);
+- :func:`plot_scale`: time and memory against frames, log-log (group ``scale``);
+- :func:`plot_extract`: files per second of each extraction tool per folder
+  (group ``extract``);
 - :func:`update_docs`: rewrites the generated blocks of ``docs/benchmarks.md``
   (targets and results), of ``README.md`` (the Performance table) and of
   ``docs/semantics.md`` (the layout table of "Memory order"), between
@@ -30,6 +33,8 @@ __all__ = [
     "find_row",
     "targets_table",
     "plot_read",
+    "plot_scale",
+    "plot_extract",
     "readme_table",
     "layout_table",
     "replace_block",
@@ -160,6 +165,103 @@ def plot_read(payload: dict[str, Any], path: Path) -> Path:
     fig.suptitle(f"Full read of a series, per frame ({created}; load average at start: {load})",
                  fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.985))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _group_rows(payload: dict[str, Any], group: str) -> list[dict[str, Any]]:
+    return list(payload.get("groups", {}).get(group, {}).get("rows", []))
+
+
+def _scale_points(payload: dict[str, Any]) -> dict[str, list[tuple[int, float]]]:
+    """``{measure: [(frames, value), ...]}`` from the scale group's rows."""
+    measures = {
+        "cold index": "cold index (s)",
+        "reopen, nothing changed": "reopen (s)",
+        "build ndarray over every cell": "build ndarray (s)",
+        "compute one cell": "one cell (s)",
+    }
+    points: dict[str, list[tuple[int, float]]] = {}
+    for row in _group_rows(payload, "scale"):
+        head, _, what = row["what"].partition(" frames: ")
+        try:
+            n = int(head.replace(",", ""))
+        except ValueError:
+            continue
+        if what in measures and row.get("seconds") is not None:
+            points.setdefault(measures[what], []).append((n, row["seconds"]))
+        elif what.startswith("peak RSS") and row.get("peak_mb") is not None:
+            points.setdefault("peak RSS (MB)", []).append((n, row["peak_mb"]))
+    return {k: sorted(v) for k, v in points.items()}
+
+
+def plot_scale(payload: dict[str, Any], path: Path) -> Path:
+    """Log-log plot of the scale group: seconds and peak memory against frames."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = _scale_points(payload)
+    if not points:
+        raise ValueError("no scale rows in these results: run the scale group")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, pts in points.items():
+        ax = right if name.endswith("(MB)") else left
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=name)
+    for ax, ylabel in ((left, "seconds"), (right, "peak RSS of open + ndarray (MB)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("frames (single-frame files)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    load = (payload.get("groups", {}).get("scale", {}).get("load_average") or 0)
+    fig.suptitle(f"Scale ({payload.get('created', '')}; load average at start {load:.1f})",
+                 fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_extract(payload: dict[str, Any], path: Path) -> Path:
+    """Bar chart of the extract group: files per second of each tool on each folder."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels: dict[str, list[tuple[str, float]]] = {}
+    for row in _group_rows(payload, "extract"):
+        folder, sep, tool = row["what"].rpartition(": ")
+        if not sep or not row.get("seconds") or not row.get("frames"):
+            continue
+        panels.setdefault(folder, []).append((tool, row["frames"] / row["seconds"]))
+    if not panels:
+        raise ValueError("no extraction rows in these results: run the extract group")
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 1.2 + 1.1 * len(panels) * 1.4),
+                             squeeze=False)
+    for ax, (folder, bars) in zip(axes[:, 0], panels.items()):
+        labels = [b[0] for b in bars][::-1]
+        values = [b[1] for b in bars][::-1]
+        colours = ["#1f77b4" if lab.startswith("lazydicom") else "#ff7f0e" for lab in labels]
+        ax.barh(labels, values, color=colours)
+        ax.set_title(folder, fontsize=10, loc="left")
+        ax.tick_params(labelsize=8)
+        for y, value in enumerate(values):
+            ax.text(value * 1.01, y, f"{value:,.0f}", va="center", fontsize=7)
+        ax.set_xlim(0, max(values) * 1.15)
+    axes[-1, 0].set_xlabel("files per second, fresh process, end to end (higher is better)")
+    load = (payload.get("groups", {}).get("extract", {}).get("load_average") or 0)
+    fig.suptitle(f"Batch extraction ({payload.get('created', '')}; load average at start "
+                 f"{load:.1f})", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -172,6 +172,44 @@ def test_plot_read(tmp_path):
     assert path.read_bytes()[:4] == b"\x89PNG"
 
 
+def _scale_extract_payload() -> dict:
+    """Rows as benchmarks.scale and benchmarks.extract name them."""
+    scale = []
+    for n, cold in ((10_000, 1.5), (100_000, 15.0)):
+        scale += [
+            Row(f"{n:,} frames: cold index", cold, n).to_dict(),
+            Row(f"{n:,} frames: reopen, nothing changed", cold / 20, n).to_dict(),
+            Row(f"{n:,} frames: build ndarray over every cell", cold / 100, n).to_dict(),
+            Row(f"{n:,} frames: compute one cell", 0.01, 1).to_dict(),
+            Row(f"{n:,} frames: peak RSS of open + ndarray", None, n,
+                peak_mb=n / 1000).to_dict(),
+        ]
+    extract = [Row("CT 8 series x 150, uncompressed: lazydicom cold", 4.0, 1200).to_dict(),
+               Row("CT 8 series x 150, uncompressed: dcm2niix", 1.2, 1200).to_dict()]
+    return {"created": "now", "groups": {"scale": {"rows": scale, "load_average": 0.5},
+                                         "extract": {"rows": extract, "load_average": 0.5}}}
+
+
+def test_scale_points_follow_the_row_labels():
+    points = report._scale_points(_scale_extract_payload())
+    assert points["cold index (s)"] == [(10_000, 1.5), (100_000, 15.0)]
+    assert points["one cell (s)"] == [(10_000, 0.01), (100_000, 0.01)]
+    assert points["peak RSS (MB)"] == [(10_000, 10.0), (100_000, 100.0)]
+    assert set(points) == {"cold index (s)", "reopen (s)", "build ndarray (s)",
+                           "one cell (s)", "peak RSS (MB)"}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
+                    reason="matplotlib not installed")
+def test_plot_scale_and_extract(tmp_path):
+    payload = _scale_extract_payload()
+    for draw in (report.plot_scale, report.plot_extract):
+        path = draw(payload, tmp_path / f"{draw.__name__}.png")
+        assert path.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="scale"):
+        report.plot_scale({"groups": {}}, tmp_path / "none.png")
+
+
 def test_docs_blocks_exist():
     """The generated blocks python -m benchmarks --docs rewrites are present."""
     docs = (REPO / "docs" / "benchmarks.md").read_text()
