@@ -47,7 +47,7 @@ TITLES = {
     "write": "Writing a float volume as a new DICOM series",
     "cache": "Zarr cache and batch extraction to zarr",
     "extract": "Batch extraction end to end, fresh processes: lazydicom extract vs dcm2niix",
-    "scale": "Scale: 10k-100k frames, index, reopen, build, one cell, memory",
+    "scale": "Scale: 10k-1M frames, index, reopen, build, one cell, memory",
 }
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -110,9 +110,19 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--from-results",
         type=Path,
+        nargs="+",
         default=None,
         metavar="JSON",
-        help="run nothing: print the report of a saved run (and --plot/--docs from it)",
+        help="run nothing: print the report of saved runs (and --plot/--docs from it); "
+        "with several files, a group of a later file replaces the same group of an "
+        "earlier one (e.g. a separate scale run with 1M frames)",
+    )
+    parser.add_argument(
+        "--scale-frames",
+        default=None,
+        metavar="N,N,...",
+        help="sizes of the scale group (default 10000,50000,100000,1000000; 10000 with "
+        "--quick). The 1M folder takes about 2 GB and an hour to generate once",
     )
     args = parser.parse_args(argv)
     names = [
@@ -129,6 +139,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     if args.plot is True:
         args.plot = RESULTS / "quick-read.png" if args.quick else REPO / "docs" / \
             "benchmarks-read.png"
+    if args.scale_frames is None:
+        args.scale_frames = "10000" if args.quick else "10000,50000,100000,1000000"
+    try:
+        args.scale_frames = [int(v) for v in args.scale_frames.split(",") if v.strip()]
+    except ValueError:
+        parser.error(f"--scale-frames takes comma-separated integers, not {args.scale_frames!r}")
     if args.docs and args.quick:
         parser.error("--docs shows full runs: not with --quick")
     return args
@@ -177,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the selected groups, print the tables and write the JSON results."""
     args = _parse(argv)
     if args.from_results is not None:
-        payload = json.loads(args.from_results.read_text())
+        from .report import merge_payloads
+
+        payload = merge_payloads([json.loads(p.read_text()) for p in args.from_results])
         print(payload["markdown"])
         _finish(payload, args)
         return 0
@@ -222,8 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "write": lambda: write.run_rows(args.quick, scratch, args.repeat, args.verbose),
         "cache": lambda: cache.run_rows(args.quick, scratch, args.repeat, args.verbose),
         "extract": lambda: extract.run_extract(scratch, args.repeat, log=_log, quick=args.quick),
-        "scale": lambda: scale.scale_rows(
-            scratch, [10_000] if args.quick else [10_000, 50_000, 100_000], log=_log),
+        "scale": lambda: scale.scale_rows(scratch, args.scale_frames, log=_log),
     }
     results: dict[str, dict] = {}
     head = [

@@ -32,6 +32,7 @@ __all__ = [
     "iter_rows",
     "find_row",
     "targets_table",
+    "merge_payloads",
     "plot_read",
     "plot_scale",
     "plot_extract",
@@ -384,6 +385,50 @@ def layout_table(payload: dict[str, Any]) -> str:
     lines += ["", f"From the layout group of the run in [Benchmarks](benchmarks.md) "
               f"({payload.get('created', '')}, load average {load or 0:.2f} at its start)."]
     return "\n".join(lines)
+
+
+def _sections(markdown: str) -> tuple[str, dict[str, str]]:
+    """A report's head and its ``## title`` sections, by title."""
+    head, *parts = markdown.split("\n## ")
+    sections = {}
+    for part in parts:
+        title = part.split("\n", 1)[0].strip()
+        sections[title] = "## " + part.rstrip("\n")
+    return head.rstrip("\n"), sections
+
+
+def merge_payloads(payloads: list[dict[str, Any]]) -> dict[str, Any]:
+    """One payload from several runs: a group of a later run replaces the same group.
+
+    A replaced group's section says which run it comes from (date and commit),
+    since the head of the report describes the first run.
+    """
+    import copy
+
+    base = copy.deepcopy(payloads[0])
+    if len(payloads) == 1:
+        return base
+    head, sections = _sections(base.get("markdown_results") or base["markdown"])
+    sections.pop("Targets", None)
+    titles = {name: g.get("title", name) for name, g in base["groups"].items()}
+    for other in payloads[1:]:
+        _, theirs = _sections(other.get("markdown_results") or other["markdown"])
+        git = other.get("machine", {}).get("lazydicom_git", "?")
+        for name, group in other.get("groups", {}).items():
+            title = group.get("title", name)
+            base["groups"][name] = group
+            titles[name] = title
+            text = theirs.get(title, f"## {title}")
+            first, _, rest = text.partition("\n")
+            sections[title] = (f"{first}\n\nFrom a separate run: {other.get('created', '?')}, "
+                               f"lazydicom git {git}, `{' '.join(other.get('command', []))}`."
+                               f"\n{rest}")
+    base["groups_run"] = list(base["groups"])
+    body = [sections[titles[name]] for name in base["groups"] if titles[name] in sections]
+    results = "\n\n".join([head, *body]) + "\n"
+    base["markdown_results"] = results
+    base["markdown"] = "\n\n".join([head, "## Targets\n\n" + targets_table(base), *body]) + "\n"
+    return base
 
 
 def replace_block(text: str, name: str, content: str) -> str:

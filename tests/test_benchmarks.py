@@ -250,3 +250,35 @@ def test_results_roundtrip_json():
     """A payload with rows survives JSON (what --from-results reads)."""
     payload = json.loads(json.dumps(_payload()))
     assert report.find_row(payload, "read", "pydicom")["ratio"] == 4.0
+
+
+def test_merge_payloads_replaces_groups_and_their_sections():
+    """A later run's group replaces the earlier run's, in the data and in the report text."""
+    def run(created, git, groups):
+        sections = "".join(f"\n## {g}\n\nrows of {g} from {created}\n" for g in groups)
+        return {"created": created, "command": ["python", "-m", "benchmarks"],
+                "machine": {"lazydicom_git": git},
+                "groups": {g: {"title": g, "rows": [Row(f"{g} row", 1.0, 1).to_dict()]}
+                           for g in groups},
+                "markdown_results": f"# lazydicom benchmarks\n\nhead of {created}\n{sections}"}
+
+    merged = report.merge_payloads([run("first", "aaa", ["index", "scale"]),
+                                    run("second", "bbb", ["scale"])])
+    assert list(merged["groups"]) == ["index", "scale"]
+    text = merged["markdown_results"]
+    assert "head of first" in text and "rows of index from first" in text
+    assert "rows of scale from second" in text and "rows of scale from first" not in text
+    assert "From a separate run: second, lazydicom git bbb" in text
+    assert text.index("## index") < text.index("## scale")
+    assert "## Targets" in merged["markdown"]
+
+
+def test_scale_frames_option(monkeypatch):
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    from benchmarks.__main__ import _parse
+
+    assert _parse([]).scale_frames == [10_000, 50_000, 100_000, 1_000_000]
+    assert _parse(["--quick"]).scale_frames == [10_000]
+    assert _parse(["--scale-frames", "2000,4000"]).scale_frames == [2000, 4000]
+    with pytest.raises(SystemExit):
+        _parse(["--scale-frames", "many"])
