@@ -8,7 +8,11 @@ step's own:
 - reopen with nothing changed;
 - ``ndarray(3 dims)`` built over every cell;
 - one cell computed;
-- peak RSS of a fresh process that opens the folder and builds the array.
+- peak RSS of a fresh process that opens the folder and builds the array;
+- the cold index of the 10k-frame folder read on a dask.distributed
+  LocalCluster of 1 and of 2 worker processes (one thread each;
+  ``lazydicom.open(folder, scheduler=client)``; cluster start-up not timed),
+  against the default local scan.
 
 Data: ``SliceLocation x FlipAngle x RepetitionTime`` grids of one series,
 written by patching the bytes of one template file (pydicom writes the
@@ -32,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ensure_scale_folder", "run_scale", "GRIDS"]
+__all__ = ["ensure_scale_folder", "run_scale", "cluster_scan", "cluster_rows", "GRIDS"]
 
 #: frames -> (slices, flip angles, repetition times)
 GRIDS = {
@@ -224,6 +228,72 @@ def run_scale(scratch: Path, sizes: list[int], log=print) -> list[dict]:
     return rows
 
 
+def cluster_scan(folder: Path, repeat: int = 3, log=print) -> dict[str, list[float]]:
+    """Cold index of ``folder`` on LocalClusters of 1 and 2 workers, and locally.
+
+    Each timing builds a fresh index in its own temporary folder
+    (``index_path``), so nothing is reused between runs; the rounds are
+    interleaved so that a burst of other work hits every variant alike.
+    """
+    import shutil
+
+    from distributed import Client, LocalCluster
+
+    import lazydicom
+
+    times: dict[str, list[float]] = {"local processes (default)": [],
+                                     "LocalCluster, 1 worker": [],
+                                     "LocalCluster, 2 workers": []}
+    clusters = {name: LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+                for name, n in (("LocalCluster, 1 worker", 1), ("LocalCluster, 2 workers", 2))}
+    clients = {name: Client(c, set_as_default=False) for name, c in clusters.items()}
+    scratch = Path(tempfile.mkdtemp(prefix="lazydicom-cluster-scan-"))
+    try:
+        for client in clients.values():  # warm up: imports on the workers
+            lazydicom.open(folder, index_path=scratch / "warm", scheduler=client,
+                           progress=False)
+            shutil.rmtree(scratch / "warm")
+        for r in range(repeat):
+            for name in times:
+                where = scratch / f"{r}-{len(times[name])}-{name[:5]}"
+                t = time.perf_counter()
+                lazydicom.open(folder, index_path=where, progress=False,
+                               scheduler=clients.get(name))
+                times[name].append(time.perf_counter() - t)
+                shutil.rmtree(where, ignore_errors=True)
+            log(f"cluster scan round {r + 1}: "
+                + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
+    finally:
+        for client in clients.values():
+            client.close()
+        for cluster in clusters.values():
+            cluster.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return times
+
+
+def cluster_rows(scratch: Path, frames: int = 10_000, repeat: int = 3, log=print) -> list:
+    """Rows of the cluster header scan (issue 10: 1 vs 2 workers)."""
+    import statistics
+
+    from .common import Row
+
+    folder = ensure_scale_folder(scratch, frames)
+    times = cluster_scan(folder, repeat, log=log)
+    median = {k: statistics.median(v) for k, v in times.items()}
+    one = median["LocalCluster, 1 worker"]
+    rows = []
+    for name, seconds in median.items():
+        row = Row(f"{frames:,} frames: cold index, {name}", seconds, frames, times=times[name],
+                  note=f"{frames / seconds:,.0f} files/s")
+        if name != "LocalCluster, 1 worker":
+            row.ratio = one / seconds
+            row.ratio_text = f"{one / seconds:.2f}x faster than 1 worker"
+        rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scale")
     parser.add_argument("--frames", default="10000,50000,100000")
@@ -277,4 +347,8 @@ def scale_rows(scratch: Path, sizes: list[int], log=print) -> list:
                         if n in (50_000, 1_000_000) else "",
                         met=(r["rss_growth_mb"] <= 150 if n == 50_000 else
                              r["peak_rss_mb"] <= 1536 if n == 1_000_000 else None)))
+    try:
+        rows += cluster_rows(scratch, min(sizes), log=log)
+    except ImportError as exc:  # dask.distributed is optional
+        rows.append(Row("cold index on a LocalCluster", note=f"not measured: {exc}"))
     return rows

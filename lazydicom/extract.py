@@ -468,7 +468,7 @@ def _run_distributed(client: Any, tasks: list, finished: Callable, own: bool) ->
             future = client.submit(write_shard, scattered[job.name], job.target, region,
                                    pure=False)
             futures[future] = (job, region)
-        for future in as_completed(list(futures)):
+        for future in as_completed(list(futures), loop=client.loop):
             job, region = futures[future]
             cells = 1
             for s in region:

@@ -191,7 +191,7 @@ def _read_on_cluster(scheduler: Any, root: str, todo: list[tuple[str, int, int]]
         futures = client.map(_read_files, [root] * len(parts), parts, [list(extra)] * len(parts),
                              pure=False)
         sizes = {f.key: len(p) for f, p in zip(futures, parts)}
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):
             r, s = future.result()
             if r is not None:
                 rows.append(r)

@@ -260,10 +260,18 @@ def test_extract_on_a_local_cluster(dicom, tmp_path, capsys):
         assert rc == 0 and "3 series written" in capsys.readouterr().out
         with distributed.Client(cluster) as client:
             report = extract(dicom, out, DIMS, scheduler=client, progress=False)
+        # a client that is not dask's default: extraction uses the one it is given
+        with distributed.Client(cluster, set_as_default=False) as other:
+            again = extract(dicom, tmp_path / "other.zarr", DIMS, scheduler=other,
+                            progress=False)
+    assert [r["status"] for r in again] == ["written"] * 3
     assert [r["status"] for r in report] == ["skipped"] * 3
     names = [r["name"] for r in report]
     got = xr.open_zarr(out, group=names[2])["pixels"].transpose("x", "y", *DIMS)
     np.testing.assert_array_equal(got.values, expected_ndarray(COORDS, SHAPE))
+    got = xr.open_zarr(tmp_path / "other.zarr", group=names[2])["pixels"]
+    np.testing.assert_array_equal(got.transpose("x", "y", *DIMS).values,
+                                  expected_ndarray(COORDS, SHAPE))
     cache = zarr.open_group(dicom / ".lazydicom" / "cache.zarr", mode="r")
     assert len(list(cache.groups())) > 0  # the RLE series went through the workers' cache
 

@@ -277,7 +277,11 @@ def test_non_utf8_file_name_is_reported_not_fatal(tmp_path):
 
 @pytest.mark.distributed
 def test_header_scan_on_a_local_cluster_gives_the_local_index(corpus, tmp_path):
-    """lazydicom.open(folder, scheduler=client): workers read the headers, same index."""
+    """lazydicom.open(folder, scheduler=client): workers read the headers, same index.
+
+    The client is not dask's default one (``set_as_default=False``): the
+    scan must use the client it is given, not whichever is current.
+    """
     distributed = pytest.importorskip("distributed")
     import shutil
 
@@ -286,7 +290,7 @@ def test_header_scan_on_a_local_cluster_gives_the_local_index(corpus, tmp_path):
     local = lazydicom.open(corpus, progress=False, workers=1)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+            distributed.Client(cluster, set_as_default=False) as client:
         remote = lazydicom.open(other, progress=False, scheduler=client)
         assert len(client.scheduler_info()["workers"]) == 2
 
