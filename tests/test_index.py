@@ -303,3 +303,38 @@ def test_header_scan_on_a_local_cluster_gives_the_local_index(corpus, tmp_path):
     assert list(a.columns) == list(b.columns) and len(a) > 50
     assert a.equals(b)
     assert sorted(local.skipped()["path"]) == sorted(remote.skipped()["path"])
+
+
+#: The index layout each FORMAT_VERSION was released with: a digest of every
+#: column's name and Arrow type (KEYWORDS and STORAGE, in order) and of the
+#: table of skipped files. A change of columns or types must bump
+#: FORMAT_VERSION (so that older indexes are rebuilt, not misread) and add its
+#: digest here.
+_SCHEMA_DIGESTS = {
+    3: "0cdefa19efa80da2",
+}
+
+
+def _schema_digest() -> str:
+    import hashlib
+
+    from lazydicom import schema
+
+    parts = [f"{c}:{schema.column_type(c)}" for c in schema.KEYWORDS]
+    parts += [f"{c}:{t}" for c, t in schema.STORAGE.items()]
+    parts += [f"skipped {c}:{t}" for c, t in schema.SKIPPED.items()]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def test_index_columns_changed_only_with_a_format_version_bump():
+    """The columns and types of the index are those of the current FORMAT_VERSION."""
+    from lazydicom.index import FORMAT_VERSION
+
+    assert FORMAT_VERSION in _SCHEMA_DIGESTS, (
+        f"FORMAT_VERSION {FORMAT_VERSION} has no recorded digest: add "
+        f"{FORMAT_VERSION}: {_schema_digest()!r} to _SCHEMA_DIGESTS"
+    )
+    assert _schema_digest() == _SCHEMA_DIGESTS[FORMAT_VERSION], (
+        "the index columns or their types changed: bump lazydicom.index.FORMAT_VERSION "
+        f"and record {_schema_digest()!r} for it in _SCHEMA_DIGESTS"
+    )
