@@ -150,8 +150,22 @@ def ensure_scale_folder(scratch: Path, frames: int) -> Path:
     return folder
 
 
-_CHILD = r"""
-import json, sys, time, resource
+_PEAK = r'''
+import resource
+def peak_mb():
+    # VmHWM: the high-water mark of this process's own memory. ru_maxrss is not:
+    # Linux carries the spawning parent's RSS into it across fork/vfork + exec
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+'''
+
+_CHILD = _PEAK + r"""
+import json, sys, time
 step, folder = sys.argv[1], sys.argv[2]
 import lazydicom
 import lazydicom.records, lazydicom.array, lazydicom.dask_array  # imports are not timed
@@ -176,7 +190,7 @@ else:
     t = time.perf_counter(); arr[:, :, 3, 4, 5].compute()
     result["one_cell"] = time.perf_counter() - t
     result["cells"] = int(arr.size // (arr.shape[0] * arr.shape[1]))
-result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+result["peak_rss_mb"] = peak_mb()
 print(json.dumps(result))
 """
 
@@ -190,8 +204,8 @@ def _child(step: str, folder: Path) -> dict:
 
 def _baseline_rss() -> float:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    code = ("import resource, lazydicom, lazydicom.records, lazydicom.array, numpy, pandas, "
-            "dask.array; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    code = _PEAK + ("import lazydicom, lazydicom.records, lazydicom.array, numpy, pandas, "
+                    "dask.array\nprint(peak_mb())")
     return float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                                 text=True, check=True).stdout.strip())
 
