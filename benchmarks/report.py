@@ -101,7 +101,7 @@ def targets_table(payload: dict[str, Any]) -> str:
     for group, row in found:
         label = row.get("summary") or f"{row['what']}: {row['target']}"
         measured = (row.get("ratio_text") or "").split("; ")[0] or "n/a"
-        if row.get("ratio") is None and row.get("note"):
+        if row.get("ratio") is None and not row.get("ratio_text") and row.get("note"):
             measured = f"n/a ({row['note'][:80]})"
         per_frame = row.get("per_frame_us")
         us = "" if per_frame is None else f"{per_frame:,.0f}"

@@ -327,7 +327,8 @@ def scale_rows(scratch: Path, sizes: list[int], log=print) -> list:
     from .common import Row
 
     rows = []
-    for r in run_scale(scratch, sizes, log=log):
+    measured = run_scale(scratch, sizes, log=log)
+    for r in measured:
         n, cold = r["frames"], r["cold_s"]
         label = f"{n:,} frames"
         rows.append(Row(f"{label}: cold index", cold, n, key="scale.cold",
@@ -355,12 +356,28 @@ def scale_rows(scratch: Path, sizes: list[int], log=print) -> list:
                              r["one_cell_s"] <= 0.2 if n == 1_000_000 else None)))
         rows.append(Row(f"{label}: peak RSS of open + ndarray", None, n,
                         peak_mb=r["peak_rss_mb"],
+                        ratio_text=(f"{r['peak_rss_mb']:,.0f} MB peak, "
+                                    f"{r['rss_growth_mb']:,.0f} MB over the imports"),
                         note=f"{r['rss_growth_mb']:.0f} MB over the imports "
                              f"({r['rss_growth_mb'] * 1e6 / n / 1024:.2f} KB per frame)",
                         target="growth <= 150 MB (50k); <= 1.5 GB total (1M)"
                         if n in (50_000, 1_000_000) else "",
                         met=(r["rss_growth_mb"] <= 150 if n == 50_000 else
                              r["peak_rss_mb"] <= 1536 if n == 1_000_000 else None)))
+    per_file = {r["frames"]: r["cold_us_per_file"] for r in measured}
+    smallest, largest = min(per_file), max(per_file)
+    if largest > smallest:
+        growth = per_file[largest] / per_file[smallest]
+        rows.append(Row(f"cold index per file, {largest:,} against {smallest:,} frames",
+                        None, None, ratio=growth,
+                        ratio_text=f"{growth:.2f}x the per-file time "
+                                   f"({per_file[largest]:.0f} against {per_file[smallest]:.0f} us)",
+                        target="<= 1.3x (1M against 10k)" if (smallest, largest) == (
+                            10_000, 1_000_000) else "",
+                        met=growth <= 1.3 if (smallest, largest) == (10_000, 1_000_000)
+                        else None,
+                        summary="cold index stays linear: per-file time at 1M <= 1.3x 10k"
+                        if (smallest, largest) == (10_000, 1_000_000) else ""))
     try:
         rows += cluster_rows(scratch, min(sizes), log=log)
     except ImportError as exc:  # dask.distributed is optional
