@@ -32,7 +32,7 @@ from .data import big_spec, ensure_dataset, grid_spec  # noqa: E402
 
 GROUPS = (
     "index", "read", "select", "ct", "jpeg", "layout", "decoders", "memory", "write", "cache",
-    "extract", "scale",
+    "extract", "scale", "cluster",
 )
 
 TITLES = {
@@ -48,6 +48,7 @@ TITLES = {
     "cache": "Zarr cache and batch extraction to zarr",
     "extract": "Batch extraction end to end, fresh processes: lazydicom extract vs dcm2niix",
     "scale": "Scale: 10k-1M frames, index, reopen, build, one cell, memory",
+    "cluster": "Header scan on a LocalCluster: 1 vs 2 worker processes (10k files)",
 }
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -241,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         "cache": lambda: cache.run_rows(args.quick, scratch, args.repeat, args.verbose),
         "extract": lambda: extract.run_extract(scratch, args.repeat, log=_log, quick=args.quick),
         "scale": lambda: scale.scale_rows(scratch, args.scale_frames, log=_log),
+        "cluster": lambda: scale.cluster_rows(scratch, 10_000, args.repeat, log=_log),
     }
     results: dict[str, dict] = {}
     head = [

@@ -9,7 +9,7 @@ step's own:
 - ``ndarray(3 dims)`` built over every cell;
 - one cell computed;
 - peak RSS of a fresh process that opens the folder and builds the array;
-- the cold index of the 10k-frame folder read on a dask.distributed
+- (group ``cluster``) the cold index of the 10k-frame folder read on a dask.distributed
   LocalCluster of 1 and of 2 worker processes (one thread each;
   ``lazydicom.open(folder, scheduler=client)``; cluster start-up not timed),
   against the default local scan.
@@ -378,8 +378,4 @@ def scale_rows(scratch: Path, sizes: list[int], log=print) -> list:
                         else None,
                         summary="cold index stays linear: per-file time at 1M <= 1.3x 10k"
                         if (smallest, largest) == (10_000, 1_000_000) else ""))
-    try:
-        rows += cluster_rows(scratch, min(sizes), log=log)
-    except ImportError as exc:  # dask.distributed is optional
-        rows.append(Row("cold index on a LocalCluster", note=f"not measured: {exc}"))
     return rows
