@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -25,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+_REQUEST = re.compile(r"HttpServer\.cpp:\d+\] \(http\) ((?:GET|POST|PUT|DELETE|HEAD) \S+)")
 _PLUGIN_PLACES = ("/usr/share/orthanc/plugins", "/usr/lib/orthanc")
 
 
@@ -101,13 +103,8 @@ class Orthanc:
 
     def requests(self) -> list[str]:
         """The HTTP requests Orthanc logged so far (method and URI), oldest first."""
-        out = []
-        for line in self.log.read_text(errors="replace").splitlines():
-            # e.g. "... HttpServer.cpp:...] (http) GET /dicom-web/studies/..."
-            marker = "(http) "
-            if marker in line:
-                out.append(line.split(marker, 1)[1].strip())
-        return out
+        # e.g. "I1203 01:53:44.418948 HttpServer.cpp:1244] (http) GET /dicom-web/studies/..."
+        return _REQUEST.findall(self.log.read_text(errors="replace"))
 
 
 @contextmanager

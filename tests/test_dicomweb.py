@@ -282,6 +282,17 @@ def test_http_errors_name_the_url(tmp_path):
         server.upload(_files(tmp_path / "data"))
         with pytest.raises(lazydicom.DicomWebError, match=r"HTTP 401 .*127\.0\.0\.1.*Bearer"):
             lazydicom.open(server.dicomweb, index_path=tmp_path / "denied")
+        # the command line: one line naming the URL, then the same with the header
+        cli = [sys.executable, "-m", "lazydicom", "index", server.dicomweb, "-q",
+               "--index", str(tmp_path / "cli")]
+        denied = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+        assert denied.returncode == 1 and "HTTP 401" in denied.stderr
+        assert len(denied.stderr.strip().splitlines()) == 1
+        (name, value), = basic_auth(server.users).items()
+        allowed = subprocess.run(cli + ["--header", f"{name}: {value}"], capture_output=True,
+                                 text=True, timeout=120)
+        assert allowed.returncode == 0, allowed.stderr
+        assert "synthetic" in allowed.stdout
         db = lazydicom.open(server.dicomweb, index_path=tmp_path / "index",
                             headers=basic_auth(server.users))
         series = db.series()[0]
@@ -373,6 +384,22 @@ def test_cli_extract_from_dicomweb(corpus_server, tmp_path):
     assert names == sorted(name for name, _ in web.groups()) and len(names) == 3
     for name in names:
         np.testing.assert_array_equal(web[name]["pixels"][...], ref[name]["pixels"][...])
+
+
+def test_frame_cache_serves_second_reads(corpus_server):
+    server, local, root = corpus_server
+    db = lazydicom.open(server.dicomweb, index_path=root / "cached", cache=True)
+    series = db.series(SeriesDescription="enhanced")[0]
+    dims = tuple(ENHANCED)
+    before = len(server.requests())
+    first = series.numpy(dims)
+    assert _frame_requests(server.requests()[before:])
+    before = len(server.requests())
+    second = series.ndarray(dims).compute()
+    assert not _frame_requests(server.requests()[before:])
+    want = local.series(SeriesDescription="enhanced")[0].numpy(dims)
+    np.testing.assert_array_equal(first, want)
+    np.testing.assert_array_equal(second, want)
 
 
 def test_read_only(corpus_server):
