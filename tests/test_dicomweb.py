@@ -8,6 +8,7 @@ known pixels. Requests are counted in Orthanc's own log.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import pickle
@@ -15,7 +16,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -305,6 +309,50 @@ def test_http_errors_name_the_url(tmp_path):
         series.numpy(DIMS)
     with pytest.raises(lazydicom.DicomWebError, match="cannot connect"):
         db.refresh()
+
+
+@contextmanager
+def _flaky_proxy(upstream: str, folder: Path, fails: int):
+    """tests/flaky_proxy.py in its own process: FAILS 503s per URL, then forwards."""
+    portfile = folder / f"proxy-{fails}.port"
+    proxy = subprocess.Popen([sys.executable, str(Path(__file__).parent / "flaky_proxy.py"),
+                              upstream, str(portfile), str(fails)])
+    try:
+        deadline = time.monotonic() + 20
+        while not (portfile.exists() and portfile.read_text()):
+            assert proxy.poll() is None and time.monotonic() < deadline, "proxy did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{portfile.read_text()}"
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=20)
+
+
+def _stats(proxy: str) -> dict:
+    with urllib.request.urlopen(proxy + "/proxy-stats", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_transient_server_errors_are_retried(tmp_path):
+    write_series(tmp_path / "data", COORDS, SHAPE)
+    with running_orthanc(tmp_path / "orthanc") as server:
+        server.upload(_files(tmp_path / "data"))
+        # two 503s for every URL, then the answer: three retries get through
+        with _flaky_proxy(server.rest, tmp_path, fails=2) as proxy:
+            before = len(server.requests())
+            db = lazydicom.open(f"dicomweb+{proxy}/dicom-web", index_path=tmp_path / "i")
+            series = db.series()[0]
+            np.testing.assert_array_equal(series.numpy(DIMS), expected_ndarray(COORDS, SHAPE))
+            reached = server.requests()[before:]  # each reached Orthanc once, after two 503s
+            stats = _stats(proxy)
+            assert stats["forwarded"] == len(reached) and stats["failed"] == 2 * len(reached)
+            assert len(_frame_requests(reached)) == 6
+        # more failures than retries: an error naming the status and the URL
+        with _flaky_proxy(server.rest, tmp_path, fails=10) as proxy:
+            with pytest.raises(lazydicom.DicomWebError,
+                               match=rf"HTTP 503 from '{proxy}/dicom-web/series"):
+                lazydicom.open(f"dicomweb+{proxy}/dicom-web", index_path=tmp_path / "j")
+            assert _stats(proxy) == {"failed": 4, "forwarded": 0}  # 1 + 3 retries
 
 
 def test_timeout_names_the_url(tmp_path):
