@@ -289,9 +289,13 @@ def _cmd_array(args: argparse.Namespace) -> int:
 
     dims = None if args.dims is None else tuple(_dims(args.dims))
     where = _where(args.where)
+    headers = _headers(args.header)
+    if headers and not _is_dicomweb(args.folder):
+        raise _UsageError("--header applies to DICOMweb sources (dicomweb+https://...)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)  # `lazydicom index` lists them
-        db = open_database(args.folder, index_path=args.index, progress=not args.quiet and None)
+        db = open_database(args.folder, index_path=args.index, progress=not args.quiet and None,
+                           headers=_web_headers(args.folder, headers))
     found = db.series(where or None)
     if not found:
         print("No series matched.", file=sys.stderr)
@@ -362,6 +366,7 @@ def _add_array(sub) -> None:
                    help="also read the pixels and print min, max and mean")
     p.add_argument("--index", metavar="DIR", default=None,
                    help="keep the index in DIR instead of FOLDER/.lazydicom")
+    _add_header(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_array)
 

@@ -297,6 +297,13 @@ def test_http_errors_name_the_url(tmp_path):
                                  text=True, timeout=120)
         assert allowed.returncode == 0, allowed.stderr
         assert "synthetic" in allowed.stdout
+        array = subprocess.run([sys.executable, "-m", "lazydicom", "array", server.dicomweb,
+                                "-q", "--index", str(tmp_path / "cli"), "--dims",
+                                "SliceLocation,FlipAngle", "--compute", "--header",
+                                f"{name}: {value}"], capture_output=True, text=True,
+                               timeout=120)
+        assert array.returncode == 0, array.stderr
+        assert "(4, 6, 3, 2)" in array.stdout, array.stdout
         db = lazydicom.open(server.dicomweb, index_path=tmp_path / "index",
                             headers=basic_auth(server.users))
         series = db.series()[0]
