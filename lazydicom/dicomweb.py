@@ -456,10 +456,13 @@ class WebIndex(Index):
         return out
 
     def _metadata(self, study: str, series: str) -> list[dict[str, Any]]:
+        """The DICOM JSON of a series' instances; none for a series deleted since the search."""
         client = self._client()
         try:
             return list(client.retrieve_series_metadata(study, series))
         except Exception as exc:  # noqa: BLE001
+            if getattr(getattr(exc, "response", None), "status_code", None) == 404:
+                return []  # gone between the search and now: not indexed
             raise self.service.error(
                 exc, f"{self.service.url}/studies/{study}/series/{series}/metadata",
                 "Cannot read series metadata") from exc
