@@ -407,9 +407,39 @@ def _check_where(where: Any) -> dict[str, str]:
 class WebIndex(Index):
     """The persisted index of a DICOMweb service root (see the module description).
 
-    Persistence (commit protocol, checks, lock) is ``Index``'s; what differs is
-    where rows come from: QIDO-RS and the series metadata resource instead of
-    a folder walk and file headers.
+    [`lazydicom.open`][lazydicom.open] makes one for a ``dicomweb+http(s)://``
+    URL; build it directly for the options below, then
+    ``lazydicom.Database(index)`` after ``index.refresh()``. Persistence
+    (commit protocol, checks, lock) is ``Index``'s; what differs is where rows
+    come from: QIDO-RS and the series metadata resource instead of a folder
+    walk and file headers.
+
+    Parameters
+    ----------
+    url : str
+        ``dicomweb+http://host:port/root`` or ``dicomweb+https://...``.
+    location : str or PathLike, optional
+        Folder of the index; default a user cache folder keyed by ``url`` and
+        ``where``.
+    where : dict, optional
+        QIDO-RS series query parameters restricting what is indexed.
+    headers : dict, optional
+        HTTP headers of every request, e.g. ``{"Authorization": "Bearer ..."}``.
+    timeout : float
+        Seconds to wait for a connection or an answer (default 30).
+    retries : int
+        Retries of a connection error, timeout or 429/502/503/504 answer, with
+        exponential backoff (default 3).
+    frames_per_request : int
+        Most frames of one instance asked for in one WADO-RS request (default 32).
+    transfer_syntax : str
+        ``"*"`` (default): frames as stored, decoded here; a Transfer Syntax
+        UID such as ``"1.2.840.10008.1.2.1"``: the server transcodes.
+
+    Raises
+    ------
+    InvalidArgumentError
+        A URL, ``where`` or ``headers`` lazydicom cannot use.
     """
 
     def __init__(self, url: str, location: str | os.PathLike | None = None, *,

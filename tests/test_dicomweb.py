@@ -130,6 +130,13 @@ def test_where_restricts_the_search(corpus_server):
     assert set(db.table()["Modality"]) == {"CT"}
     want = local.table()[local.table()["Modality"] == "CT"]
     assert len(db.table()) == len(want)
+    # a date range and a list of UIDs, as QIDO-RS takes them
+    uids = sorted(local.table()["SeriesInstanceUID"].unique())[:3]
+    db = lazydicom.open(server.dicomweb, index_path=root / "uids",
+                        where={"SeriesInstanceUID": uids, "StudyDate": "19000101-20991231"})
+    dated = local.table()[local.table()["SeriesInstanceUID"].isin(uids)
+                          & local.table()["StudyDate"].notna()]
+    assert len(dated) and sorted(db.table()["SOPInstanceUID"]) == sorted(dated["SOPInstanceUID"])
 
 
 def test_on_demand_attribute_matches_local(corpus_server):
