@@ -125,8 +125,9 @@ class Service:
         return cls(url[len("dicomweb+"):].rstrip("/"), tuple(sorted((headers or {}).items())),
                    float(timeout), int(retries))
 
-    def client(self) -> Any:
-        """A dicomweb-client ``DICOMwebClient`` on a session with retries and backoff."""
+    def client(self, on_response: Any = None) -> Any:
+        """A dicomweb-client ``DICOMwebClient`` on a session with retries and backoff;
+        ``on_response(response)`` is called with every response (a requests hook)."""
         import requests
         from requests.adapters import HTTPAdapter
         from urllib3.util.retry import Retry
@@ -141,6 +142,8 @@ class Service:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers.update(dict(self.headers))
+        if on_response is not None:
+            session.hooks["response"].append(lambda r, *a, **k: on_response(r))
         client = web.DICOMwebClient(self.url, session=session, timeout=self.timeout)
         client.set_http_retry_params(retry=False)  # one retry layer: the session's
         return client
@@ -219,10 +222,9 @@ class _Sessions:
     def get(self) -> Any:
         client = getattr(self._local, "client", None)
         if client is None:
-            client = self.service.client()
-            seen = self._local
-            client._session.hooks["response"].append(
-                lambda r, *a, **k: setattr(seen, "content_type", r.headers.get("Content-Type")))
+            seen = self._local  # the hook runs in the thread that made the request
+            client = self.service.client(
+                lambda r: setattr(seen, "content_type", r.headers.get("Content-Type")))
             self._local.client = client
         return client
 
