@@ -25,13 +25,18 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import RLELossless
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
 import lazydicom
 from lazydicom.dicomweb import WebIndex
 from tests.conftest import DATA
 from tests.orthanc import basic_auth, orthanc_available, running_orthanc
-from tests.synthetic import expected_ndarray, write_enhanced_mr, write_series
+from tests.synthetic import (
+    encoder_available,
+    expected_ndarray,
+    write_enhanced_mr,
+    write_series,
+)
 
 pytestmark = pytest.mark.skipif(
     not orthanc_available(),
@@ -41,6 +46,7 @@ pytestmark = pytest.mark.skipif(
 COORDS = {"SliceLocation": [10.0, -5.0, 0.0], "FlipAngle": [15, 2]}
 DIMS = tuple(COORDS)
 SHAPE = (6, 4)
+CODEC_SHAPE = (32, 32)  # the JPEG-LS and JPEG 2000 encoders refuse smaller frames
 ENHANCED = {"InStackPositionNumber": [1, 2, 3, 4], "EffectiveEchoTime": [10.0, 30.0, 20.0]}
 #: Attributes that depend on where the frame is stored, not on the DICOM object.
 STORAGE = {"path", "size", "mtime", "PixelDataOffset", "FrameOffset", "FrameLength",
@@ -63,6 +69,13 @@ def corpus_server(tmp_path_factory):
                  series_description="signed 12 bit", series_number=2)
     write_series(local / "synthetic" / "rle", COORDS, SHAPE, transfer_syntax=RLELossless,
                  series_description="rle", series_number=3)
+    write_series(local / "synthetic" / "rgb", COORDS, SHAPE, samples_per_pixel=3,
+                 dtype="uint8", series_description="rgb", series_number=4)
+    for number, syntax in enumerate((JPEGLSLossless, JPEG2000Lossless), 5):
+        if encoder_available(syntax):
+            write_series(local / "synthetic" / syntax.name, COORDS, CODEC_SHAPE,
+                         transfer_syntax=syntax, series_description=syntax.name,
+                         series_number=number)
     write_enhanced_mr(local / "synthetic" / "enhanced.dcm", ENHANCED, SHAPE,
                       rescale=(0.5, 3.0), series_description="enhanced")
     with running_orthanc(root / "orthanc") as server:
@@ -176,17 +189,26 @@ def test_every_array_equals_the_local_read(corpus_server):
     assert checked == len(local.series()) - 1  # all but the palette colour ultrasound
 
 
-@pytest.mark.parametrize("description, dtype, rescale", [
-    ("rescaled", "uint16", (2.0, -100.0)),
-    ("signed 12 bit", "int16", None),
-    ("rle", "uint16", None),
+@pytest.mark.parametrize("description, dtype, rescale, samples", [
+    ("rescaled", "uint16", (2.0, -100.0), 1),
+    ("signed 12 bit", "int16", None, 1),
+    ("rle", "uint16", None, 1),
+    ("rgb", "uint8", None, 3),
+    (JPEGLSLossless.name, "uint16", None, 1),
+    (JPEG2000Lossless.name, "uint16", None, 1),
 ])
-def test_synthetic_series_give_their_known_pixels(corpus_server, description, dtype, rescale):
+def test_synthetic_series_give_their_known_pixels(corpus_server, description, dtype, rescale,
+                                                  samples):
     server, _, root = corpus_server
     web = _web(server, root, "synthetic")
-    series = web.series(SeriesDescription=description)[0]
-    expected = expected_ndarray(COORDS, SHAPE, dtype=dtype, rescale=rescale,
-                                bits_stored=12 if dtype == "int16" else None)
+    found = web.series(SeriesDescription=description)
+    if not found:
+        pytest.skip(f"no encoder for {description} to write the test data")
+    series = found[0]
+    shape = CODEC_SHAPE if "Lossless" in description else SHAPE
+    expected = expected_ndarray(COORDS, shape, dtype=dtype, rescale=rescale,
+                                bits_stored=12 if dtype == "int16" else None,
+                                samples_per_pixel=samples)
     np.testing.assert_array_equal(series.ndarray(DIMS).compute(), expected)
     np.testing.assert_array_equal(series.numpy(DIMS), expected)
     # selections by value and by index
@@ -195,6 +217,7 @@ def test_synthetic_series_give_their_known_pixels(corpus_server, description, dt
         expected[:, :, 1:2, 1:2])
     np.testing.assert_array_equal(series.ndarray(DIMS)[:, :, 2, 0].compute(),
                                   expected[:, :, 2, 0])
+
 
 
 def test_enhanced_multiframe_per_frame_values(corpus_server):
