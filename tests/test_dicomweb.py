@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless, generate_uid
 
 import lazydicom
 from lazydicom.dicomweb import WebIndex
@@ -305,6 +305,20 @@ def test_refresh_rereads_only_changed_series(tmp_path):
         assert counts["series_read"] == 1 and len(metadata) == 1  # only the new one
         assert counts["added"] == 2 and counts["removed"] == 6
         assert sorted(s.table()["SeriesDescription"].iloc[0] for s in db.series()) == ["a", "c"]
+        # one more instance in series a (a copy with a new SOP Instance UID, 7th slice)
+        ds = pydicom.dcmread(_files(first)[0])
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.SliceLocation, ds.FlipAngle = 99.0, 15
+        ds.save_as(tmp_path / "added.dcm", enforce_file_format=True)
+        server.upload([tmp_path / "added.dcm"])
+        before = len(server.requests())
+        counts = db.refresh()
+        metadata = [r for r in server.requests()[before:] if r.endswith("/metadata")]
+        assert counts["series_read"] == 1 and len(metadata) == 1
+        a = db.series(SeriesDescription="a")[0]
+        assert metadata[0].endswith(f"/series/{a.uid}/metadata")
+        assert counts["added"] == 1 and counts["changed"] == 6 and counts["removed"] == 0
+        assert a.unique("SliceLocation") == [-5.0, 0.0, 10.0, 99.0]
 
 
 # ---------------------------------------------------------------- errors
