@@ -44,6 +44,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import threading
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -543,9 +544,23 @@ class WebIndex(Index):
             return counts
         extra = [resolve(c) for c in sorted(self.extra)]
         threads = max(1, min(workers or _METADATA_THREADS, len(todo) or 1))
-        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-            results = list(pool.map(lambda s: self._series_rows(s["study"], s["series"], extra),
-                                    todo))
+        bar = None
+        if (sys.stderr.isatty() if progress is None else progress) and todo:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(todo), desc="Reading series metadata", unit="series",
+                       leave=False)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+                results = []
+                for result in pool.map(
+                        lambda s: self._series_rows(s["study"], s["series"], extra), todo):
+                    results.append(result)
+                    if bar is not None:
+                        bar.update()
+        finally:
+            if bar is not None:
+                bar.close()
         stale = {s["series"] for s in todo} | gone
         old_paths = set(table["path"]) if len(table) else set()
         if len(table):
