@@ -22,6 +22,7 @@ from .errors import (
     CacheWarning,
     DamagedIndexWarning,
     DatabaseNotFoundError,
+    DicomWebError,
     DuplicateCellError,
     FrameReadError,
     GeometryError,
@@ -56,9 +57,9 @@ _LAZY = {
     # every public submodule, so that any name the docs use (lazydicom.extract.extract,
     # lazydicom.cache.FrameCache, lazydicom.backend...) works after `import lazydicom`
     **{m: (m, None) for m in ("array", "backend", "cache", "cli", "commits", "dask_array",
-                              "decoders", "disk", "extract", "fragments", "geometry", "grid",
-                              "header", "index", "io", "pixels", "records", "scan", "schema",
-                              "tags", "workers", "writers")},
+                              "decoders", "dicomweb", "disk", "extract", "fragments",
+                              "geometry", "grid", "header", "index", "io", "pixels",
+                              "records", "scan", "schema", "tags", "workers", "writers")},
 }
 
 
@@ -88,6 +89,7 @@ __all__ = [
     "Series",
     "LazyDicomError",
     "DatabaseNotFoundError",
+    "DicomWebError",
     "DuplicateCellError",
     "FrameReadError",
     "GeometryError",

@@ -53,7 +53,7 @@ from .errors import (
     InvalidSelectionError,
 )
 from .grid import Grid
-from .pixels import FrameCacheLike, FrameTable, PixelFormat, read_frames
+from .pixels import FrameCacheLike, FrameSource, FrameTable, PixelFormat, read_frames
 from .workers import process_pool
 
 if TYPE_CHECKING:
@@ -567,8 +567,10 @@ def _format_value(value: Any, default: Any, field: str) -> Any:
     return int(number) if math.isfinite(number) else default
 
 
-def frame_table(table: pd.DataFrame, root: str) -> FrameTable:
-    """The ``FrameTable`` of the image rows of an index table (vectorised)."""
+def frame_table(table: pd.DataFrame, root: str, source: FrameSource | None = None
+                ) -> FrameTable:
+    """The ``FrameTable`` of the image rows of an index table (vectorised); ``source``
+    reads the frames of a remote database (None: files under ``root``)."""
     import pandas as pd
 
     n = len(table)
@@ -615,6 +617,7 @@ def frame_table(table: pd.DataFrame, root: str) -> FrameTable:
         format=np.asarray(format_codes, dtype=np.int16).reshape(-1),
         slope=_column(table, "RescaleSlope", 1.0, np.float64),
         intercept=_column(table, "RescaleIntercept", 0.0, np.float64),
+        source=source,
     )
 
 
@@ -628,6 +631,7 @@ def select(
     rescale: bool = True,
     fill_value: Any = 0,
     cache: FrameCacheLike | None = None,
+    source: FrameSource | None = None,
 ) -> DicomFrames:
     """Plan a selection: the grid of ``table``'s frames and the frames it reads.
 
@@ -638,7 +642,7 @@ def select(
 
     grid = build_grid(table, dims, coords, slice)
     used = np.unique(grid.cells[grid.cells >= 0])
-    frames = frame_table(table.iloc[used], root)
+    frames = frame_table(table.iloc[used], root, source)
     cells = np.where(grid.cells >= 0, np.searchsorted(used, grid.cells), -1)
     grid = Grid(grid.dims, grid.coords, cells)
     formats = frames.formats or frame_table(table.iloc[:1], root).formats

@@ -171,12 +171,14 @@ class FrameCache:
         """The cached stored values ``(rows, cols[, 3])`` of a frame, or None on a miss.
 
         With ``verify`` (the default) the source file is ``stat``-ed first and
-        a changed file is a miss (counted as "bypass").
+        a changed file is a miss (counted as "bypass"). Remote frames (a URL
+        path) are keyed by the version their index recorded; a refresh of the
+        index changes it.
         """
         path, _, size, mtime = identity
         if size < 0 or mtime < 0:
             return None  # file version unknown: no safe key
-        if self.verify and not _unchanged(path, size, mtime):
+        if self.verify and "://" not in path and not _unchanged(path, size, mtime):
             self._count("bypass")
             return None
         arr = self._lookup(identity)

@@ -197,11 +197,40 @@ def _print_tree(db, out) -> None:
 def _cmd_index(args: argparse.Namespace) -> int:
     from .records import open_database
 
+    headers = _headers(args.header)
+    if headers and not _is_dicomweb(args.folder):
+        raise _UsageError("--header applies to DICOMweb sources (dicomweb+https://...)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)  # listed in the report instead
-        db = open_database(args.folder, index_path=args.index, progress=not args.quiet and None)
+        db = open_database(args.folder, index_path=args.index, progress=not args.quiet and None,
+                           headers=_web_headers(args.folder, headers))
     _print_tree(db, sys.stdout)
     return 0
+
+
+def _add_header(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                   help="DICOMweb only: an HTTP header sent with every request, e.g. "
+                   "--header \"Authorization: Bearer $TOKEN\" (repeatable)")
+
+
+def _headers(given: Sequence[str]) -> dict[str, str]:
+    headers = {}
+    for text in given:
+        name, sep, value = text.partition(":")
+        if not sep or not name.strip():
+            raise _UsageError(f"--header expects 'NAME: VALUE', not {text!r}")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def _is_dicomweb(source: str) -> bool:
+    return source.startswith(("dicomweb+http://", "dicomweb+https://"))
+
+
+def _web_headers(source: str, headers: dict[str, str]) -> dict[str, str] | None:
+    """``headers=`` for a DICOMweb source (None for a folder, which takes none)."""
+    return headers or None if _is_dicomweb(source) else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,9 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
         "read) and print patients, studies and series with frame counts, sizes and the "
         "attributes that vary within each series (hints for dims). Skipped files are listed.",
     )
-    p.add_argument("folder", help="folder of DICOM files (walked recursively)")
+    p.add_argument("folder", help="folder of DICOM files (walked recursively), or a DICOMweb "
+                   "service root: dicomweb+https://host/dicom-web")
     p.add_argument("--index", metavar="DIR", default=None,
                    help="keep the index in DIR instead of FOLDER/.lazydicom")
+    _add_header(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_index)
     _add_array(sub)
@@ -258,9 +289,13 @@ def _cmd_array(args: argparse.Namespace) -> int:
 
     dims = None if args.dims is None else tuple(_dims(args.dims))
     where = _where(args.where)
+    headers = _headers(args.header)
+    if headers and not _is_dicomweb(args.folder):
+        raise _UsageError("--header applies to DICOMweb sources (dicomweb+https://...)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)  # `lazydicom index` lists them
-        db = open_database(args.folder, index_path=args.index, progress=not args.quiet and None)
+        db = open_database(args.folder, index_path=args.index, progress=not args.quiet and None,
+                           headers=_web_headers(args.folder, headers))
     found = db.series(where or None)
     if not found:
         print("No series matched.", file=sys.stderr)
@@ -331,6 +366,7 @@ def _add_array(sub) -> None:
                    help="also read the pixels and print min, max and mean")
     p.add_argument("--index", metavar="DIR", default=None,
                    help="keep the index in DIR instead of FOLDER/.lazydicom")
+    _add_header(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_array)
 
@@ -461,13 +497,17 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     progress = False if args.quiet else None
     if args.index and len(sources) > 1:
         raise _UsageError("--index takes one FOLDER")
+    headers = _headers(args.header)
+    if headers and not any(_is_dicomweb(s) for s in sources):
+        raise _UsageError("--header applies to DICOMweb sources (dicomweb+https://...)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)  # `lazydicom index` lists them
-        if args.index:
+        if args.index or any(_is_dicomweb(s) for s in sources):
             from .records import open_database
 
-            sources = [open_database(sources[0], index_path=args.index, progress=progress,
-                                     cache=args.cache)]
+            sources = [open_database(s, index_path=args.index, progress=progress,
+                                     cache=args.cache, headers=_web_headers(s, headers))
+                       if args.index or _is_dicomweb(s) else s for s in sources]
         report = extract(sources, out, dims, where=where or None, scheduler=args.scheduler,
                          progress=progress, cache=args.cache, compressor=args.compressor,
                          shard_bytes=args.shard_size, fill_value=_fill(args.fill_value),
@@ -498,7 +538,8 @@ def _add_extract(sub) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="FOLDER... OUT",
                    help="folders of DICOM files (walked recursively; glob patterns such as "
-                   "'scans/*' allowed), then the zarr store to write, e.g. study.zarr")
+                   "'scans/*' allowed) or DICOMweb service roots (dicomweb+https://host/"
+                   "dicom-web), then the zarr store to write, e.g. study.zarr")
     p.add_argument("--dims", required=True, metavar="D1,D2,...",
                    help="comma-separated dims: keywords or tags, e.g. "
                    "SliceLocation,FlipAngle or 'SliceLocation,(0018,1314)' (quoted for the shell)")
@@ -526,6 +567,7 @@ def _add_extract(sub) -> None:
                    help="codec of the pixel chunks (default blosc-lz4)")
     p.add_argument("--index", metavar="DIR", default=None,
                    help="keep the index in DIR instead of FOLDER/.lazydicom (one FOLDER)")
+    _add_header(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_extract)
 

@@ -15,6 +15,7 @@ __all__ = [
     "InconsistentFramesError",
     "MissingDecoderError",
     "FrameReadError",
+    "DicomWebError",
     "UnreadableFolderError",
     "OutsideDatabaseError",
     "InvalidArgumentError",
@@ -59,6 +60,11 @@ class MissingDecoderError(LazyDicomError, ImportError):
 
 class FrameReadError(LazyDicomError, OSError):
     """A frame could not be read from its file (changed, truncated or unreadable)."""
+
+
+class DicomWebError(LazyDicomError, OSError):
+    """A DICOMweb request failed (HTTP error, refused connection, timeout); the message
+    names the URL."""
 
 
 class UnreadableFolderError(LazyDicomError, PermissionError):

@@ -65,6 +65,7 @@ __all__ = [
     "HeaderError",
     "read_header",
     "add_slice_position",
+    "dataset_rows",
 ]
 
 _PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # Pixel Data, Float, Double Float
@@ -553,8 +554,28 @@ def _frames(
         )
     base.update(IsImage=True, PixelDataOffset=-1 if deflated else value_offset)
 
+    def locate(i: int) -> tuple[int, int]:
+        if frame_bytes is not None:
+            return value_offset + i * frame_bytes, frame_bytes
+        if spans is not None:
+            return spans[i]
+        return -1, -1
+
+    return _frame_rows(base, n_frames, attrs, groups, locate)
+
+
+def _frame_rows(
+    base: dict[str, Any],
+    n_frames: int,
+    attrs: Sequence[Attribute],
+    groups: Any,
+    locate: Callable[[int], tuple[int, int]],
+) -> list[dict[str, Any]]:
+    """One row per frame: ``base`` with the functional groups flattened in and the
+    frame's ``(FrameOffset, FrameLength)`` from ``locate(i)``."""
     shared: dict[str, Any] = {}
     per_frame: Any = ()
+    wanted: dict[int, str] = {}
     if groups is not None:
         sfg, pfg = groups()
         wanted = {a.tag: a.column for a in attrs if a.tag is not None}
@@ -569,16 +590,42 @@ def _frames(
         if i < len(per_frame):
             _flatten_group(per_frame[i], wanted, row, 0)
         row["FrameNumber"] = i + 1
-        if frame_bytes is not None:
-            row["FrameOffset"] = value_offset + i * frame_bytes
-            row["FrameLength"] = frame_bytes
-        elif spans is not None:
-            row["FrameOffset"], row["FrameLength"] = spans[i]
-        else:
-            row["FrameOffset"] = row["FrameLength"] = -1
+        row["FrameOffset"], row["FrameLength"] = locate(i)
         add_slice_position(row)
         rows.append(row)
     return rows
+
+
+def dataset_rows(
+    ds: Dataset, pixels: bool, transfer_syntax: str | None, extra: Sequence[Attribute] = ()
+) -> list[dict[str, Any]]:
+    """The rows of a dataset that is not a file, e.g. DICOMweb metadata (DICOM JSON).
+
+    The same attributes as [`read_header`][lazydicom.header.read_header], enhanced
+    multi-frame functional groups included, but nothing locates the pixels:
+    ``PixelDataOffset``, ``FrameOffset`` and ``FrameLength`` are -1 (the frames
+    are fetched by their frame number). ``pixels`` says whether the object has
+    Pixel Data; ``transfer_syntax`` is its stored transfer syntax (None when
+    unknown). Columns ``path``, ``size`` and ``mtime`` are not set here.
+
+    Raises
+    ------
+    HeaderError
+        Pixel Data without Rows, Columns or BitsAllocated, or a NumberOfFrames
+        that is not a positive whole number.
+    """
+    attrs = _attributes(extra)
+    base, _, groups = _base(ds, attrs)
+    base["TransferSyntaxUID"] = transfer_syntax
+    base.update(PixelDataOffset=-1, FrameOffset=-1, FrameLength=-1)
+    if not pixels:
+        base.update(FrameNumber=0, IsImage=False)
+        return [base]
+    for key in ("Rows", "Columns", "BitsAllocated"):
+        if not base.get(key):
+            raise HeaderError(f"has Pixel Data but no {key}")
+    base["IsImage"] = True
+    return _frame_rows(base, _number_of_frames(base), attrs, groups, lambda i: (-1, -1))
 
 
 def read_attributes(

@@ -346,6 +346,10 @@ class Index:
         names that are not UTF-8).
     """
 
+    #: Where frames are read from: None for the files under ``root``, else a
+    #: ``lazydicom.pixels.FrameSource`` (a remote database, e.g. ``lazydicom.dicomweb``).
+    source: Any = None
+
     def __init__(self, root: str | os.PathLike, location: str | os.PathLike | None = None):
         self.root = Path(root).absolute()
         if not self.root.exists():
@@ -360,6 +364,11 @@ class Index:
         self.extra: dict[str, set[str]] = {}
         self._housekeeping()
         self._load()
+
+    @property
+    def address(self) -> str:
+        """What the database is opened from: the folder, or a URL for a remote source."""
+        return str(self.root)
 
     # -- persistence -----------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from . import dicomweb
 from .array import DicomFrames, select
 from .errors import InvalidArgumentError
 from .geometry import affine, spatial_axis
@@ -128,7 +129,7 @@ class _Arrays:
             resolve(k).column: v for k, v in m.items()}
         return select(self._selected(where), columns, by_column(coords), by_column(slice),
                       root=self.database.path, rescale=rescale, fill_value=fill_value,
-                      cache=self.database.cache)
+                      cache=self.database.cache, source=self.database.index.source)
 
     def ndarray(
         self,
@@ -528,6 +529,7 @@ class Series(_Record):
         >>> s.ndarray(coords={"FlipAngle": [30, 15]}).compute()[..., 0].tolist()
         [[0, 2], [4, 6], [8, 10]]
         """
+        self.database.check_writable()
         set_ndarray(self, array, coords=coords, slice=slice)
 
 
@@ -602,8 +604,8 @@ class Database(_Arrays):
 
     @property
     def path(self) -> str:
-        """The folder of the database."""
-        return str(self._index.root)
+        """The folder of the database (the URL of a remote one)."""
+        return self._index.address
 
     def __repr__(self) -> str:
         t = self.table()
@@ -734,7 +736,15 @@ class Database(_Arrays):
         >>> s.ndarray(("SliceLocation", "EchoTime")).shape
         (4, 3, 2, 5)
         """
+        self.check_writable()
         return Series(self, database_zeros(self, shape, coords, **attributes))
+
+    def check_writable(self) -> None:
+        """Raise ``InvalidArgumentError`` for a database that is not a local folder."""
+        if self._index.source is not None:
+            raise InvalidArgumentError(
+                f"{self.path!r} is read-only (frames come from a remote source); write "
+                "to a folder: lazydicom.open(folder).zeros(...)")
 
 
 def _as_dims(dims: Any) -> tuple:
@@ -771,13 +781,18 @@ def open_database(
     workers: int | None = None,
     scheduler: Any = None,
     cache: Any = None,
+    where: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Database:
-    """Open a folder of DICOM files; index or refresh its headers.
+    """Open a folder of DICOM files (or a DICOMweb server); index or refresh its headers.
 
     Parameters
     ----------
     path : str or PathLike
         The folder. Nested folders are walked; files need no extension.
+        A ``dicomweb+http://host/root`` or ``dicomweb+https://...`` URL
+        opens a DICOMweb service root instead (see ``lazydicom.dicomweb``
+        and docs/dicomweb.md); its index is kept in a user cache folder.
     index_path : str or PathLike, optional
         Folder for the index. Default ``path/.lazydicom``, or a user cache
         folder when ``path`` is read-only.
@@ -796,6 +811,12 @@ def open_database(
         afterwards (see ``lazydicom.cache``). ``True``: ``cache.zarr``
         beside the index. Compressed frames only, unless a
         ``FrameCache(..., native=True)`` is given. Default: no cache.
+    where : dict, optional
+        DICOMweb only: QIDO-RS query parameters restricting what is indexed,
+        e.g. ``{"PatientID": "P1", "StudyDate": "20200101-20201231"}``.
+    headers : dict, optional
+        DICOMweb only: HTTP headers sent with every request, e.g.
+        ``{"Authorization": "Bearer <token>"}``.
 
     Returns
     -------
@@ -806,7 +827,13 @@ def open_database(
     FileNotFoundError
         If ``path`` does not exist.
     """
-    index = Index(path, index_path)
+    if dicomweb.is_dicomweb(path):
+        index: Index = dicomweb.open_index(str(path), index_path, where=where, headers=headers)
+    elif where is not None or headers is not None:
+        raise InvalidArgumentError(
+            f"where= and headers= apply to DICOMweb URLs (dicomweb+http://...), not {path!r}")
+    else:
+        index = Index(path, index_path)
     index.refresh(progress=progress, workers=workers, scheduler=scheduler)
     if cache is not None and cache is not False:
         from .cache import open_cache
