@@ -36,6 +36,8 @@ from .errors import (
     NonFiniteError,
     OutsideDatabaseError,
     SkippedFilesWarning,
+    StoreAccessError,
+    StoreConnectionError,
     UnknownAttributeError,
     UnreadableFolderError,
 )
@@ -57,7 +59,8 @@ _LAZY = {
     # lazydicom.cache.FrameCache, lazydicom.backend...) works after `import lazydicom`
     **{m: (m, None) for m in ("array", "backend", "cache", "cli", "commits", "dask_array",
                               "decoders", "disk", "extract", "fragments", "geometry", "grid",
-                              "header", "index", "io", "pixels", "records", "scan", "schema",
+                              "header", "index", "io", "objectframes", "objectstore", "pixels",
+                              "records", "scan", "schema",
                               "tags", "workers", "writers")},
 }
 
@@ -100,6 +103,8 @@ __all__ = [
     "MissingDecoderError",
     "UnknownAttributeError",
     "UnreadableFolderError",
+    "StoreAccessError",
+    "StoreConnectionError",
     "OutsideDatabaseError",
     "LazyDicomWarning",
     "SkippedFilesWarning",

@@ -35,6 +35,7 @@ Selection planning is here too: ``select`` turns a table of frames and
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import hashlib
 import math
 import numbers
@@ -53,7 +54,7 @@ from .errors import (
     InvalidSelectionError,
 )
 from .grid import Grid
-from .pixels import FrameCacheLike, FrameTable, PixelFormat, read_frames
+from .pixels import FrameCacheLike, FrameSource, FrameTable, PixelFormat, read_frames
 from .workers import process_pool
 
 if TYPE_CHECKING:
@@ -628,17 +629,21 @@ def select(
     rescale: bool = True,
     fill_value: Any = 0,
     cache: FrameCacheLike | None = None,
+    source: FrameSource | None = None,
 ) -> DicomFrames:
     """Plan a selection: the grid of ``table``'s frames and the frames it reads.
 
     ``dims`` are index columns; ``coords``/``slice`` are keyed by index column.
-    Reads no pixel file.
+    ``source``: where the bytes come from when not from local files (the
+    ``FrameTable.source``; ``root`` is then the folder's URL). Reads no pixel file.
     """
     from .grid import build_grid
 
     grid = build_grid(table, dims, coords, slice)
     used = np.unique(grid.cells[grid.cells >= 0])
     frames = frame_table(table.iloc[used], root)
+    if source is not None:
+        frames = dataclasses.replace(frames, source=source)
     cells = np.where(grid.cells >= 0, np.searchsorted(used, grid.cells), -1)
     grid = Grid(grid.dims, grid.coords, cells)
     formats = frames.formats or frame_table(table.iloc[:1], root).formats

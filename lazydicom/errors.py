@@ -16,6 +16,8 @@ __all__ = [
     "MissingDecoderError",
     "FrameReadError",
     "UnreadableFolderError",
+    "StoreAccessError",
+    "StoreConnectionError",
     "OutsideDatabaseError",
     "InvalidArgumentError",
     "InvalidSelectionError",
@@ -63,6 +65,14 @@ class FrameReadError(LazyDicomError, OSError):
 
 class UnreadableFolderError(LazyDicomError, PermissionError):
     """The database folder exists but cannot be listed (e.g. no read permission)."""
+
+
+class StoreAccessError(LazyDicomError, PermissionError):
+    """An object store refused access (missing or wrong credentials, no permission)."""
+
+
+class StoreConnectionError(LazyDicomError, ConnectionError):
+    """An object store did not answer (wrong endpoint, network down, timeout)."""
 
 
 class OutsideDatabaseError(LazyDicomError, PermissionError):

@@ -417,6 +417,7 @@ def store_frame(
     rescale: bool = True,
     *,
     path: str | None = None,
+    header: Any = None,
 ) -> np.ndarray:
     """Fill ``slot`` (``(x, y[, 3])``) with frame ``frame`` of ``table`` given its bytes.
 
@@ -426,7 +427,9 @@ def store_frame(
     ``numpy.ndarray`` of stored values ``(rows, columns[, samples])``.
     Decoding, sign extension, palette colour and rescale are applied as for
     a local read. Returns the stored
-    values (what a frame cache keeps).
+    values (what a frame cache keeps). ``header``: the file's pydicom
+    dataset, for the lookup tables of PALETTE COLOR frames (read from
+    ``path`` when not given; a remote source passes it).
 
     Raises
     ------
@@ -446,7 +449,12 @@ def store_frame(
     else:
         stored = _native_view(data, fmt)
     if fmt.photometric == "PALETTE COLOR":
-        stored = _apply_palette(stored, where, int(table.mtimes[table.file[frame]]))
+        if header is not None:
+            from pydicom.pixels import apply_color_lut
+
+            stored = apply_color_lut(stored, header)
+        else:
+            stored = _apply_palette(stored, where, int(table.mtimes[table.file[frame]]))
     _store(stored, slot, table, frame, fmt, rescale)
     return stored
 

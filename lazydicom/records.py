@@ -24,6 +24,8 @@ from .io.labels import series_attrs, series_name, units
 from .io.nifti import to_nifti
 from .io.xarray import to_xarray
 from .io.zarr import to_zarr as write_zarr
+from .objectframes import ObjectFrameSource
+from .objectstore import ObjectStore, is_url
 from .tags import resolve
 from .writers import database_folder, database_zeros, set_ndarray
 
@@ -128,7 +130,7 @@ class _Arrays:
             resolve(k).column: v for k, v in m.items()}
         return select(self._selected(where), columns, by_column(coords), by_column(slice),
                       root=self.database.path, rescale=rescale, fill_value=fill_value,
-                      cache=self.database.cache)
+                      cache=self.database.cache, source=self.database.source)
 
     def ndarray(
         self,
@@ -528,6 +530,7 @@ class Series(_Record):
         >>> s.ndarray(coords={"FlipAngle": [30, 15]}).compute()[..., 0].tolist()
         [[0, 2], [4, 6], [8, 10]]
         """
+        self.database._writable("set_ndarray")
         set_ndarray(self, array, coords=coords, slice=slice)
 
 
@@ -602,8 +605,21 @@ class Database(_Arrays):
 
     @property
     def path(self) -> str:
-        """The folder of the database."""
-        return str(self._index.root)
+        """The folder of the database: its path, or its URL in an object store."""
+        return self._index.folder
+
+    @property
+    def source(self) -> ObjectFrameSource | None:
+        """Where frames are read from when not from local files (an object store), or None."""
+        store = self._index.store
+        return None if store is None else ObjectFrameSource(store)
+
+    def _writable(self, what: str) -> None:
+        if self._index.store is not None:
+            raise InvalidArgumentError(
+                f"{what} writes DICOM files into the database folder; {self.path!r} is in "
+                "an object store, which lazydicom reads only"
+            )
 
     def __repr__(self) -> str:
         t = self.table()
@@ -734,6 +750,7 @@ class Database(_Arrays):
         >>> s.ndarray(("SliceLocation", "EchoTime")).shape
         (4, 3, 2, 5)
         """
+        self._writable("zeros")
         return Series(self, database_zeros(self, shape, coords, **attributes))
 
 
@@ -766,6 +783,7 @@ def _coord_array(values: Sequence[Any]) -> Any:
 def open_database(
     path: str | os.PathLike,
     *,
+    storage_options: Mapping[str, Any] | None = None,
     index_path: str | os.PathLike | None = None,
     progress: bool | None = None,
     workers: int | None = None,
@@ -778,9 +796,21 @@ def open_database(
     ----------
     path : str or PathLike
         The folder. Nested folders are walked; files need no extension.
+        An fsspec URL (``s3://bucket/prefix``, ``gs://...``, ``memory://...``)
+        opens the objects under that prefix in an object store: headers are
+        indexed by ranged reads, frames read by ranged reads (see
+        docs/clusters.md, "Reading from an object store"); ``file://`` URLs
+        are local folders.
+    storage_options : dict, optional
+        For a URL: options of its fsspec filesystem (credentials, endpoint),
+        as in pandas, xarray and zarr; e.g. ``{"anon": True}`` or
+        ``{"client_kwargs": {"endpoint_url": "http://localhost:9000"}}``.
+        Default: the filesystem's own (for S3, the standard AWS variables
+        and files).
     index_path : str or PathLike, optional
         Folder for the index. Default ``path/.lazydicom``, or a user cache
-        folder when ``path`` is read-only.
+        folder when ``path`` is read-only or in an object store (keyed by the
+        URL). A refresh of a store costs one listing when nothing changed.
     progress : bool, optional
         Show a progress bar; default only on a terminal.
     workers : int, optional
@@ -804,9 +834,21 @@ def open_database(
     Raises
     ------
     FileNotFoundError
-        If ``path`` does not exist.
+        If ``path`` does not exist (a ``DatabaseNotFoundError``; also a
+        missing bucket or prefix).
+    StoreAccessError, StoreConnectionError
+        The object store refuses the credentials, or does not answer.
     """
-    index = Index(path, index_path)
+    text = os.fspath(path)
+    if isinstance(text, str) and text.startswith("file://"):
+        text = text[len("file://"):]
+    if is_url(text):
+        index = Index(text, index_path, store=ObjectStore(str(text), storage_options))
+    else:
+        if storage_options:
+            raise InvalidArgumentError(
+                f"storage_options are for URLs (s3://...); {text!r} is a local folder")
+        index = Index(text, index_path)
     index.refresh(progress=progress, workers=workers, scheduler=scheduler)
     if cache is not None and cache is not False:
         from .cache import open_cache

@@ -1,0 +1,142 @@
+"""Frames of objects in a store, read by ranged requests (a ``FrameSource``).
+
+``ObjectFrameSource`` is what a ``FrameTable`` of a database in an object
+store carries as its ``source``: ``lazydicom.pixels.read_frames`` hands it
+each group of frames that share an object, and it fetches them with the
+byte ranges the index recorded:
+
+- a native frame is one ranged GET of its bytes (several frames of an
+  object are fetched concurrently);
+- an encapsulated frame is one ranged GET of its fragment items;
+- frames that pydicom must find (Deflated files, bit-packed data, fragments
+  without an offset table: ``FrameOffset`` -1) come from one download of the
+  whole object, decoded by pydicom.
+
+The bytes then go through ``lazydicom.pixels.store_frame``, so decoding,
+rescale and palettes are those of a local read. Each object is checked to be
+the version indexed (size and ETag, see ``lazydicom.objectstore``); a
+changed or removed object is a ``FrameReadError`` naming its URL.
+
+The source pickles as the store's URL and storage options (no filesystem, no
+open connection): dask ships it with the read tasks to processes and
+cluster workers, which read from the store directly.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import FrameReadError, LazyDicomError, MissingDecoderError
+from .objectstore import ObjectStore
+from .pixels import FrameCacheLike, FrameTable, store_frame
+
+__all__ = ["ObjectFrameSource"]
+
+
+@dataclass(frozen=True)
+class ObjectFrameSource:
+    """Reads frames of the objects under ``store`` by ranged requests.
+
+    Parameters
+    ----------
+    store : ObjectStore
+        The folder in the store; ``FrameTable.paths`` are URLs under it.
+    """
+
+    store: ObjectStore
+
+    def read_file(
+        self,
+        table: FrameTable,
+        frames: np.ndarray,
+        out: np.ndarray,
+        slots: np.ndarray,
+        rescale: bool,
+        cache: FrameCacheLike | None,
+    ) -> None:
+        """Fill ``out[:, :, slots[k]]`` with frame ``frames[k]``, all of one object."""
+        f = int(table.file[frames[0]])
+        url = table.paths[f]
+        rel = self.store.rel_of(url)
+        size, version = int(table.sizes[f]), int(table.mtimes[f])
+        ranged: list[tuple[int, int]] = []
+        whole: list[tuple[int, int]] = []
+        for frame, slot in zip(frames.tolist(), slots.tolist()):
+            fmt = table.formats[table.format[frame]]
+            palette = fmt.photometric == "PALETTE COLOR"
+            if cache is not None and not palette and cache.caches(fmt.encapsulated):
+                stored = cache.get(table.identity(frame))
+                if stored is not None:
+                    store_frame(stored, table, frame, out[:, :, slot], rescale, path=url)
+                    continue
+            if int(table.offset[frame]) >= 0 and (fmt.readable_natively or fmt.encapsulated):
+                ranged.append((frame, slot))
+            else:
+                whole.append((frame, slot))
+        if ranged:
+            starts = [int(table.offset[fr]) for fr, _ in ranged]
+            ends = [s + int(table.length[fr]) for s, (fr, _) in zip(starts, ranged)]
+            for (frame, slot), data in zip(
+                ranged, self.store.read_frames(rel, size, version, starts, ends)
+            ):
+                if len(data) != int(table.length[frame]):
+                    raise FrameReadError(
+                        f"{url!r} is shorter than indexed: {int(table.length[frame])} bytes "
+                        f"expected at offset {int(table.offset[frame])}, {len(data)} found; "
+                        "refresh the database"
+                    )
+                self._store(data, table, frame, out, slot, rescale, cache, url, rel, version)
+        if whole:
+            data = self.store.read_object(rel, size, version)
+            for frame, slot in whole:
+                stored = _decode_whole(data, int(table.index[frame]), url)
+                self._store(stored, table, frame, out, slot, rescale, cache, url, rel, version)
+
+    def _store(self, data: Any, table: FrameTable, frame: int, out: np.ndarray, slot: int,
+               rescale: bool, cache: FrameCacheLike | None, url: str, rel: str, version: int
+               ) -> None:
+        fmt = table.formats[table.format[frame]]
+        palette = fmt.photometric == "PALETTE COLOR"
+        header = _header(self.store, rel, version) if palette else None
+        try:
+            stored = store_frame(data, table, frame, out[:, :, slot], rescale, path=url,
+                                 header=header)
+        except (LazyDicomError, MissingDecoderError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - decoders raise many types; name the object
+            raise FrameReadError(
+                f"Cannot decode frame {int(table.index[frame]) + 1} of {url!r} "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+        if cache is not None and not palette and cache.caches(fmt.encapsulated):
+            cache.put(table.identity(frame), stored)
+
+
+def _decode_whole(data: bytes, index: int, url: str) -> np.ndarray:
+    """Frame ``index`` of a whole object, decoded by pydicom (e.g. Deflated files)."""
+    import pydicom
+
+    try:
+        return pydicom.pixels.pixel_array(io.BytesIO(data), index=index)
+    except (NotImplementedError, RuntimeError) as exc:
+        if "plugin" in str(exc) or "decoder" in str(exc).lower():
+            raise MissingDecoderError(f"Cannot decode {url!r}: {exc}") from None
+        raise FrameReadError(f"Cannot decode frame {index + 1} of {url!r}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001
+        raise FrameReadError(
+            f"Cannot decode frame {index + 1} of {url!r} ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+@functools.lru_cache(maxsize=64)
+def _header(store: ObjectStore, rel: str, version: int) -> Any:
+    """The header of an object (for its palette lookup tables), read once per version."""
+    import pydicom
+
+    with store.open(rel) as f:
+        return pydicom.dcmread(f, stop_before_pixels=True)
