@@ -38,6 +38,7 @@ from .errors import (
     SkippedFilesWarning,
     StoreAccessError,
     StoreConnectionError,
+    StoreError,
     UnknownAttributeError,
     UnreadableFolderError,
 )
@@ -103,6 +104,7 @@ __all__ = [
     "MissingDecoderError",
     "UnknownAttributeError",
     "UnreadableFolderError",
+    "StoreError",
     "StoreAccessError",
     "StoreConnectionError",
     "OutsideDatabaseError",

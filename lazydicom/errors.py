@@ -16,6 +16,7 @@ __all__ = [
     "MissingDecoderError",
     "FrameReadError",
     "UnreadableFolderError",
+    "StoreError",
     "StoreAccessError",
     "StoreConnectionError",
     "OutsideDatabaseError",
@@ -67,11 +68,15 @@ class UnreadableFolderError(LazyDicomError, PermissionError):
     """The database folder exists but cannot be listed (e.g. no read permission)."""
 
 
-class StoreAccessError(LazyDicomError, PermissionError):
+class StoreError(LazyDicomError, OSError):
+    """An object store (``s3://``...) failed a request; the message names the URL."""
+
+
+class StoreAccessError(StoreError, PermissionError):
     """An object store refused access (missing or wrong credentials, no permission)."""
 
 
-class StoreConnectionError(LazyDicomError, ConnectionError):
+class StoreConnectionError(StoreError, ConnectionError):
     """An object store did not answer (wrong endpoint, network down, timeout)."""
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from .errors import FrameReadError, LazyDicomError, MissingDecoderError
 from .objectstore import ObjectStore
-from .pixels import FrameCacheLike, FrameTable, store_frame
+from .pixels import FrameCacheLike, FrameTable, decode_whole_file, store_frame
 
 __all__ = ["ObjectFrameSource"]
 
@@ -119,15 +119,9 @@ class ObjectFrameSource:
 
 def _decode_whole(data: bytes, index: int, url: str) -> np.ndarray:
     """Frame ``index`` of a whole object, decoded by pydicom (e.g. Deflated files)."""
-    import pydicom
-
     try:
-        return pydicom.pixels.pixel_array(io.BytesIO(data), index=index)
-    except (NotImplementedError, RuntimeError) as exc:
-        if "plugin" in str(exc) or "decoder" in str(exc).lower():
-            raise MissingDecoderError(f"Cannot decode {url!r}: {exc}") from None
-        raise FrameReadError(f"Cannot decode frame {index + 1} of {url!r}: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001
+        return decode_whole_file(io.BytesIO(data), index)
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types; name the object
         raise FrameReadError(
             f"Cannot decode frame {index + 1} of {url!r} ({type(exc).__name__}: {exc})"
         ) from exc

@@ -39,6 +39,7 @@ from .errors import (
     LazyDicomError,
     StoreAccessError,
     StoreConnectionError,
+    StoreError,
 )
 from .scan import INDEX_DIRNAME, FileStat, Scan
 
@@ -68,8 +69,10 @@ def version_of(info: Mapping[str, Any]) -> int:
     return -1
 
 
-def store_error(exc: BaseException, url: str, what: str) -> LazyDicomError:
-    """A lazydicom error for a failure of the store while doing ``what`` with ``url``."""
+def store_error(exc: BaseException, url: str, what: str, frames: bool = False
+                ) -> LazyDicomError:
+    """A lazydicom error for a failure of the store while doing ``what`` with ``url``
+    (a ``FrameReadError`` when reading frames, else a ``StoreError``)."""
     name = type(exc).__name__
     text = str(exc) or name
     if isinstance(exc, LazyDicomError):
@@ -91,7 +94,9 @@ def store_error(exc: BaseException, url: str, what: str) -> LazyDicomError:
             f"{what}: the store of {url!r} did not answer ({name}: {text}); check the "
             "endpoint and the network, or retry later"
         )
-    return FrameReadError(f"{what}: cannot read {url!r} ({name}: {text})")
+    if frames:
+        return FrameReadError(f"{what}: cannot read {url!r} ({name}: {text})")
+    return StoreError(f"{what}: {url!r} ({name}: {text})")
 
 
 class ObjectStore:
@@ -379,4 +384,4 @@ def _frame_error(exc: BaseException, url: str) -> LazyDicomError:
             f"{url!r} was removed after it was indexed; refresh the database "
             "(db.refresh() or lazydicom index URL)"
         )
-    return store_error(exc, url, "Cannot read frames")
+    return store_error(exc, url, "Cannot read frames", frames=True)

@@ -43,7 +43,7 @@ from .fragments import FragmentError, codestream
 
 __all__ = [
     "PixelFormat", "FrameTable", "FrameSource", "FrameCacheLike", "read_frames", "store_frame",
-    "NATIVE_SYNTAXES",
+    "NATIVE_SYNTAXES", "decode_whole_file",
 ]
 
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
@@ -529,7 +529,6 @@ def _exact_in_float32(dtype: np.dtype, fmt: PixelFormat, slope: float, intercept
 def _read_with_pydicom(fd: int, path: str, table: FrameTable, frame: int, fmt: PixelFormat
                        ) -> np.ndarray:
     """A frame pydicom must find: positioned at the Pixel Data value, or the whole file."""
-    import pydicom
     from pydicom.pixels import get_decoder
 
     index = int(table.index[frame])
@@ -537,7 +536,7 @@ def _read_with_pydicom(fd: int, path: str, table: FrameTable, frame: int, fmt: P
     if pixel_offset < 0:  # e.g. Deflated: pydicom reads the file whole
         with open(fd, "rb", closefd=False) as f:
             f.seek(0)
-            return pydicom.pixels.pixel_array(f, index=index)
+            return decode_whole_file(f, index)
     try:
         decoder = get_decoder(fmt.transfer_syntax)
     except NotImplementedError:
@@ -557,6 +556,22 @@ def _read_with_pydicom(fd: int, path: str, table: FrameTable, frame: int, fmt: P
                                        number_of_frames=fmt.number_of_frames)
         arr, _ = decoder.as_array(f, index=index, **options)
     return arr
+
+
+def decode_whole_file(fp: Any, index: int) -> np.ndarray:
+    """Stored values of frame ``index`` (0-based) of a whole DICOM file, decoded by pydicom.
+
+    For files whose frames cannot be reached by position (``PixelDataOffset``
+    -1, e.g. Deflated Explicit VR Little Endian): the dataset is read as
+    ``dcmread`` reads it (inflating a deflated one; ``pydicom.pixels.pixel_array``
+    on a file does not), then its pixels are decoded.
+    """
+    import pydicom
+
+    ds = pydicom.dcmread(fp)
+    arr = ds.pixel_array
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    return arr[index] if frames > 1 else arr
 
 
 @functools.lru_cache(maxsize=64)
