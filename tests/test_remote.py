@@ -454,3 +454,47 @@ def test_a_local_cluster_reads_from_the_bucket(s3, tmp_path):
     np.testing.assert_array_equal(
         got, expected_ndarray(COORDS, (6, 4), dtype="int16", rescale=(1.0, -1024.0)))
     assert len(s3.log.gets("cluster/")) == 6  # the workers read the frames themselves
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_cli_extract_from_a_bucket(s3, tmp_path, capsys):
+    import zarr
+
+    from lazydicom.cli import main
+
+    folder = tmp_path / "cli"
+    write_series(folder, COORDS, subfolders=False, dtype="int16", rescale=(1.0, -1024.0))
+    url = s3.upload(folder, "cli", "study")
+    out = tmp_path / "out.zarr"
+    status = main(["extract", url, str(out), "--dims", "SliceLocation,FlipAngle", "-q", "--no-pack",
+                   "--index", str(tmp_path / "index"),
+                   "--storage-option", "key=testing", "--storage-option", "secret=testing",
+                   "--storage-option", f"client_kwargs.endpoint_url={s3.endpoint}",
+                   "--storage-option", "client_kwargs.region_name=us-east-1"])
+    assert status == 0, capsys.readouterr().err
+    (name,) = [n for n, _ in zarr.open_group(out, mode="r").groups()]
+    pixels = zarr.open_group(out, mode="r")[name]["pixels"]
+    expected = expected_ndarray(COORDS, (6, 4), dtype="int16", rescale=(1.0, -1024.0))
+    np.testing.assert_array_equal(pixels[...], expected.T)  # (*reversed(dims), y, x)
+
+
+def test_cli_reads_the_standard_aws_variables(s3, tmp_path):
+    folder = tmp_path / "env"
+    write_series(folder, {"InstanceNumber": [1, 2]}, subfolders=False)
+    url = s3.upload(folder, "env", "e")
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+               AWS_ENDPOINT_URL=s3.endpoint, AWS_DEFAULT_REGION="us-east-1",
+               AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    done = subprocess.run([sys.executable, "-m", "lazydicom", "array", url, "--compute", "-q",
+                           "--index", str(tmp_path / "index")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "2" in done.stdout and "synthetic" in done.stdout
+    bad = subprocess.run([sys.executable, "-m", "lazydicom", "index", "s3://nope/x", "-q",
+                          "--index", str(tmp_path / "index2")],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("lazydicom: error:") and "s3://nope/x" in bad.stderr
+    assert "Traceback" not in bad.stderr
