@@ -825,7 +825,9 @@ def open_database(
         Keep decoded frames in a zarr store and read them from there
         afterwards (see ``lazydicom.cache``). ``True``: ``cache.zarr``
         beside the index. Compressed frames only, unless a
-        ``FrameCache(..., native=True)`` is given. Default: no cache.
+        ``FrameCache(..., native=True)`` is given, or the folder is in an
+        object store (then native frames too: a warm cache makes no request
+        for frames). Default: no cache.
 
     Returns
     -------
@@ -851,8 +853,14 @@ def open_database(
         index = Index(text, index_path)
     index.refresh(progress=progress, workers=workers, scheduler=scheduler)
     if cache is not None and cache is not False:
-        from .cache import open_cache
+        from .cache import FrameCache, open_cache
 
+        if index.store is not None and (cache is True or isinstance(cache, str | os.PathLike)):
+            # a positioned local read beats a round trip to the store: native frames
+            # too; entries are keyed by the object's size and ETag as indexed (there
+            # is no file to stat), so a hit serves the version of the last refresh
+            cache = FrameCache(os.fspath(index.location / "cache.zarr" if cache is True
+                                         else cache), native=True, verify=False)
         cache = open_cache(cache, index.location / "cache.zarr")
     return Database(index, cache or None)
 

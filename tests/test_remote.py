@@ -349,6 +349,24 @@ def test_multiframe_objects_read_each_frame_by_range(s3, tmp_path):
     assert ds.NumberOfFrames == 10
 
 
+def test_a_warm_cache_makes_no_request_for_frames(s3, tmp_path):
+    folder = tmp_path / "cached"
+    write_series(folder, COORDS, subfolders=False)
+    write_series(folder, COORDS, subfolders=False, transfer_syntax=RLELossless,
+                 series_number=2, series_description="rle")
+    url = s3.upload(folder, "cached", "c")
+    db = _open(url, s3, tmp_path, cache=True)
+    assert db.cache.native
+    cold = {s.uid: s.numpy(tuple(COORDS)) for s in db.series()}
+    s3.log.clear()
+    again = _open(url, s3, tmp_path, cache=True)  # a new session: one listing, no GET
+    for series in again.series():
+        np.testing.assert_array_equal(series.ndarray(tuple(COORDS)).compute(), cold[series.uid])
+        np.testing.assert_array_equal(series.numpy(tuple(COORDS)), expected_ndarray(COORDS))
+    assert s3.log.gets("cached/") == []
+    assert len(s3.log.listings()) == 1
+
+
 # ---------------------------------------------------------------- errors
 
 
