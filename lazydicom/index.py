@@ -326,10 +326,10 @@ def default_location(root: Path) -> Path:
         return _user_cache() / digest
 
 
-def remote_location(url: str) -> Path:
+def remote_location(identity: str) -> Path:
     """Where the index of a folder in an object store lives: a user cache folder
-    keyed by the URL (``$XDG_CACHE_HOME/lazydicom/remote/<digest>``)."""
-    digest = hashlib.sha1(url.rstrip("/").encode()).hexdigest()[:16]
+    keyed by its URL and endpoint (``$XDG_CACHE_HOME/lazydicom/remote/<digest>``)."""
+    digest = hashlib.sha1(identity.encode()).hexdigest()[:16]
     return _user_cache() / "remote" / digest
 
 
@@ -458,7 +458,7 @@ class Index:
         if store is not None:
             # nothing is read from root: it is the local folder of the index
             self.location = Path(location) if location is not None else remote_location(
-                store.url)
+                store.identity)
             self.root = self.location.absolute()
         else:
             self.root = Path(root).absolute()

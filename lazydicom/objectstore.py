@@ -170,6 +170,14 @@ class ObjectStore:
             self._fs = fsspec.filesystem(self.protocol, **self.storage_options)
         return self._fs
 
+    @property
+    def identity(self) -> str:
+        """The URL and, when the options name one, the endpoint: what keys the local index
+        (``s3://scans`` on AWS and on a MinIO server are two folders)."""
+        client = self.storage_options.get("client_kwargs") or {}
+        endpoint = self.storage_options.get("endpoint_url") or client.get("endpoint_url")
+        return f"{self.url} at {endpoint}" if endpoint else self.url
+
     def url_of(self, rel: str) -> str:
         """The URL of the object at ``rel`` (relative to the folder)."""
         return f"{self.url}/{rel}"
