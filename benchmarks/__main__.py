@@ -32,7 +32,7 @@ from .data import big_spec, ensure_dataset, grid_spec  # noqa: E402
 
 GROUPS = (
     "index", "read", "select", "ct", "jpeg", "layout", "decoders", "memory", "write", "cache",
-    "extract", "scale",
+    "extract", "scale", "remote",
 )
 
 TITLES = {
@@ -48,6 +48,7 @@ TITLES = {
     "cache": "Zarr cache and batch extraction to zarr",
     "extract": "Batch extraction end to end, fresh processes: lazydicom extract vs dcm2niix",
     "scale": "Scale: 10k-100k frames, index, reopen, build, one cell, memory",
+    "remote": "Object store: the grid series in S3 (moto on loopback), requests and bytes",
 }
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     grid = None
-    if {"index", "read", "select", "layout"} & set(args.groups):
+    if {"index", "read", "select", "layout", "remote"} & set(args.groups):
         grid = ensure_dataset(scratch, grid_spec(args.quick), log=_log)
 
     from . import (
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         layout,
         memory,
         read,
+        remote,
         scale,
         write,
     )
@@ -212,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         "write": lambda: write.run_rows(args.quick, scratch, args.repeat, args.verbose),
         "cache": lambda: cache.run_rows(args.quick, scratch, args.repeat, args.verbose),
         "extract": lambda: extract.run_extract(scratch, args.repeat, log=_log, quick=args.quick),
+        "remote": lambda: remote.run_remote(grid, args.repeat, args.verbose),
         "scale": lambda: scale.scale_rows(
             scratch, [10_000] if args.quick else [10_000, 50_000, 100_000], log=_log),
     }

@@ -60,30 +60,46 @@ class ObjectFrameSource:
         cache: FrameCacheLike | None,
     ) -> None:
         """Fill ``out[:, :, slots[k]]`` with frame ``frames[k]``, all of one object."""
-        f = int(table.file[frames[0]])
-        url = table.paths[f]
-        rel = self.store.rel_of(url)
-        size, version = int(table.sizes[f]), int(table.mtimes[f])
-        ranged: list[tuple[int, int]] = []
-        whole: list[tuple[int, int]] = []
-        for frame, slot in zip(frames.tolist(), slots.tolist()):
-            fmt = table.formats[table.format[frame]]
-            palette = fmt.photometric == "PALETTE COLOR"
-            if cache is not None and not palette and cache.caches(fmt.encapsulated):
-                stored = cache.get(table.identity(frame))
-                if stored is not None:
-                    store_frame(stored, table, frame, out[:, :, slot], rescale, path=url)
-                    continue
-            if int(table.offset[frame]) >= 0 and (fmt.readable_natively or fmt.encapsulated):
-                ranged.append((frame, slot))
-            else:
-                whole.append((frame, slot))
-        if ranged:
-            starts = [int(table.offset[fr]) for fr, _ in ranged]
-            ends = [s + int(table.length[fr]) for s, (fr, _) in zip(starts, ranged)]
-            for (frame, slot), data in zip(
-                ranged, self.store.read_frames(rel, size, version, starts, ends)
-            ):
+        self.read_files(table, [(frames, slots)], out, rescale, cache)
+
+    def read_files(
+        self,
+        table: FrameTable,
+        groups: list[tuple[np.ndarray, np.ndarray]],
+        out: np.ndarray,
+        rescale: bool,
+        cache: FrameCacheLike | None,
+    ) -> None:
+        """``read_file`` for several objects at once: every ranged GET goes concurrently."""
+        requests = []
+        todo = []
+        whole = []
+        for frames, slots in groups:
+            f = int(table.file[frames[0]])
+            url = table.paths[f]
+            rel = self.store.rel_of(url)
+            size, version = int(table.sizes[f]), int(table.mtimes[f])
+            ranged: list[tuple[int, int]] = []
+            for frame, slot in zip(frames.tolist(), slots.tolist()):
+                fmt = table.formats[table.format[frame]]
+                palette = fmt.photometric == "PALETTE COLOR"
+                if cache is not None and not palette and cache.caches(fmt.encapsulated):
+                    stored = cache.get(table.identity(frame))
+                    if stored is not None:
+                        store_frame(stored, table, frame, out[:, :, slot], rescale, path=url)
+                        continue
+                if int(table.offset[frame]) >= 0 and (fmt.readable_natively
+                                                      or fmt.encapsulated):
+                    ranged.append((frame, slot))
+                else:
+                    whole.append((rel, size, version, url, frame, slot))
+            if ranged:
+                starts = [int(table.offset[fr]) for fr, _ in ranged]
+                ends = [s + int(table.length[fr]) for s, (fr, _) in zip(starts, ranged)]
+                requests.append((rel, size, version, starts, ends))
+                todo.append((rel, version, url, ranged))
+        for (rel, version, url, ranged), datas in zip(todo, self.store.read_many(requests)):
+            for (frame, slot), data in zip(ranged, datas):
                 if len(data) != int(table.length[frame]):
                     raise FrameReadError(
                         f"{url!r} is shorter than indexed: {int(table.length[frame])} bytes "
@@ -91,11 +107,12 @@ class ObjectFrameSource:
                         "refresh the database"
                     )
                 self._store(data, table, frame, out, slot, rescale, cache, url, rel, version)
-        if whole:
-            data = self.store.read_object(rel, size, version)
-            for frame, slot in whole:
-                stored = _decode_whole(data, int(table.index[frame]), url)
-                self._store(stored, table, frame, out, slot, rescale, cache, url, rel, version)
+        downloaded: dict[str, bytes] = {}
+        for rel, size, version, url, frame, slot in whole:
+            if rel not in downloaded:
+                downloaded = {rel: self.store.read_object(rel, size, version)}
+            stored = _decode_whole(downloaded[rel], int(table.index[frame]), url)
+            self._store(stored, table, frame, out, slot, rescale, cache, url, rel, version)
 
     def _store(self, data: Any, table: FrameTable, frame: int, out: np.ndarray, slot: int,
                rescale: bool, cache: FrameCacheLike | None, url: str, rel: str, version: int

@@ -306,44 +306,68 @@ class ObjectStore:
     ) -> list[bytes]:
         """Byte ranges of one indexed object, checked to be of the version indexed.
 
-        On S3 each range is one GET whose response carries the ETag and the
-        total size, compared with the index; elsewhere the object's info is
-        asked once, then the ranges are fetched concurrently.
+        See [`read_many`][lazydicom.objectstore.ObjectStore.read_many].
+        """
+        return self.read_many([(rel, size, version, starts, ends)])[0]
+
+    def read_many(
+        self, requests: Sequence[tuple[str, int, int, Sequence[int], Sequence[int]]]
+    ) -> list[list[bytes]]:
+        """Byte ranges of several indexed objects, all fetched concurrently.
+
+        ``requests`` holds ``(rel, size, version, starts, ends)`` per object;
+        the result holds the bytes of each range, per object. On S3 each range
+        is one GET whose response carries the object's ETag and total size,
+        compared with the index (the check costs no request); elsewhere each
+        object's info is asked once, then the ranges are fetched together
+        (``cat_ranges``).
 
         Raises
         ------
         FrameReadError
-            The object was removed or changed since it was indexed, or
+            An object was removed or changed since it was indexed, or
             cannot be read (the message names its URL).
         StoreAccessError, StoreConnectionError
             Credentials refused; the store does not answer.
         """
+        if not requests:
+            return []
         if self.protocol in _S3 and hasattr(self.fs, "_call_s3"):
-            return self._read_s3(rel, size, version, starts, ends)
-        self.check_version(rel, size, version)
+            return self._read_s3(requests)
+        paths, starts, ends, owners = [], [], [], []
+        for k, (rel, size, version, first, last) in enumerate(requests):
+            self.check_version(rel, size, version)
+            paths += [self._path(rel)] * len(first)
+            starts += list(first)
+            ends += list(last)
+            owners += [k] * len(first)
         try:
-            out = self.fs.cat_ranges([self._path(rel)] * len(starts), list(starts), list(ends),
-                                     on_error="return")
+            out = self.fs.cat_ranges(paths, starts, ends, on_error="return")
         except Exception as exc:  # noqa: BLE001
-            raise _frame_error(exc, self.url_of(rel)) from None
-        for data in out:
+            raise _frame_error(exc, self.url_of(requests[0][0])) from None
+        result: list[list[bytes]] = [[] for _ in requests]
+        for k, data in zip(owners, out):
             if isinstance(data, BaseException):
-                raise _frame_error(data, self.url_of(rel)) from None
-        return out
+                raise _frame_error(data, self.url_of(requests[k][0])) from None
+            result[k].append(data)
+        return result
 
     def _read_s3(
-        self, rel: str, size: int, version: int, starts: Sequence[int], ends: Sequence[int]
-    ) -> list[bytes]:
+        self, requests: Sequence[tuple[str, int, int, Sequence[int], Sequence[int]]]
+    ) -> list[list[bytes]]:
         from fsspec.asyn import sync
 
         fs = self.fs
-        bucket, key, _ = fs.split_path(self._path(rel))
-        url = self.url_of(rel)
 
-        async def get(start: int, end: int) -> bytes:
-            response = await fs._call_s3(
-                "get_object", Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}"
-            )
+        async def get(rel: str, size: int, version: int, start: int, end: int) -> bytes:
+            bucket, key, _ = fs.split_path(self._path(rel))
+            url = self.url_of(rel)
+            try:
+                response = await fs._call_s3(
+                    "get_object", Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}"
+                )
+            except Exception as exc:  # noqa: BLE001 - named below, per object
+                raise _frame_error(exc, url) from None
             try:
                 etag = response.get("ETag")
                 total = str(response.get("ContentRange") or "").rpartition("/")[2]
@@ -351,23 +375,34 @@ class ObjectStore:
                     raise _changed(url, f"{total} bytes now, {size} indexed")
                 if version >= 0 and etag and version_of({"ETag": etag}) != version:
                     raise _changed(url, "its ETag differs")
-                return await response["Body"].read()
+                try:
+                    return await response["Body"].read()
+                except Exception as exc:  # noqa: BLE001
+                    raise _frame_error(exc, url) from None
             finally:
                 response["Body"].close()
 
         async def get_all() -> list[Any]:
             return await asyncio.gather(
-                *(get(s, e) for s, e in zip(starts, ends)), return_exceptions=True
+                *(get(rel, size, version, s, e)
+                  for rel, size, version, starts, ends in requests
+                  for s, e in zip(starts, ends)),
+                return_exceptions=True,
             )
 
         try:
             out = sync(fs.loop, get_all)
         except Exception as exc:  # noqa: BLE001
-            raise _frame_error(exc, url) from None
-        for data in out:
-            if isinstance(data, BaseException):
-                raise _frame_error(data, url) from None
-        return out
+            raise _frame_error(exc, self.url_of(requests[0][0])) from None
+        result: list[list[bytes]] = []
+        flat = iter(out)
+        for rel, _, _, starts, _ in requests:
+            got = [next(flat) for _ in starts]
+            for data in got:
+                if isinstance(data, BaseException):
+                    raise _frame_error(data, self.url_of(rel)) from None
+            result.append(got)
+        return result
 
     def open(self, rel: str) -> Any:
         """A read-only, seekable file object of the object (ranged reads, read-ahead)."""

@@ -190,6 +190,12 @@ class FrameSource(Protocol):
     and fills each slot with [`store_frame`][lazydicom.pixels.store_frame] so
     that decoding, rescale and palettes behave exactly as for local files.
     It must pickle (dask ships the table to processes and cluster workers).
+
+    A source may also define ``read_files(table, groups, out, rescale,
+    cache)``, with ``groups`` a list of ``(frames, slots)`` of one file each:
+    ``read_frames`` then hands it every file of a call at once, so that it
+    can fetch them concurrently (an object store: one round trip for many
+    single-frame objects instead of one per object).
     """
 
     def read_file(
@@ -267,7 +273,12 @@ def read_frames(
     files = table.file[frames[slots]]
     bounds = np.flatnonzero(np.diff(files)) + 1
     scratch = _Scratch()
-    for group in np.split(slots, bounds):
+    groups = np.split(slots, bounds)
+    read_files = getattr(table.source, "read_files", None)
+    if read_files is not None:  # a source that fetches several files at once
+        read_files(table, [(frames[g], g) for g in groups], out, rescale, cache)
+        return
+    for group in groups:
         if table.source is not None:
             table.source.read_file(table, frames[group], out, group, rescale, cache)
         else:
