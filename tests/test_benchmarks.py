@@ -212,3 +212,19 @@ def test_results_roundtrip_json():
     """A payload with rows survives JSON (what --from-results reads)."""
     payload = json.loads(json.dumps(_payload()))
     assert report.find_row(payload, "read", "pydicom")["ratio"] == 4.0
+
+
+def test_remote_rows_on_a_tiny_grid(tmp_path):
+    """The object-store group end to end on 8 tiny files: every target met, arrays equal."""
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto.server")
+    from benchmarks import remote
+    from benchmarks.data import GridSpec, ensure_dataset
+
+    spec = GridSpec(name="tiny", coords={"SliceLocation": [0.0, 5.0], "FlipAngle": [2.0, 4.0],
+                                         "RepetitionTime": [5.0, 10.0]},
+                    rows=8, cols=6, description="t1 vfa", layout="flat")
+    rows = remote.run_remote(ensure_dataset(tmp_path, spec, log=lambda *a: None), repeat=1)
+    assert len(rows) == 6
+    assert all(r.met for r in rows if r.target), [(r.what, r.ratio_text) for r in rows]
+    assert all(r.equal == "✓" for r in rows if r.equal)

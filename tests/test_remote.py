@@ -367,6 +367,27 @@ def test_a_warm_cache_makes_no_request_for_frames(s3, tmp_path):
     assert len(s3.log.listings()) == 1
 
 
+def test_any_fsspec_url_works_alike(tmp_path):
+    """The generic path (not S3): fsspec's memory filesystem, version by info."""
+    import fsspec
+
+    folder = tmp_path / "mem"
+    files = write_series(folder, COORDS, subfolders=False, transfer_syntax=RLELossless)
+    fs = fsspec.filesystem("memory")
+    for f in files:
+        fs.pipe(f"/lazydicom-test/{f.name}", f.read_bytes())
+    try:
+        db = lazydicom.open("memory://lazydicom-test", index_path=tmp_path / "i", progress=False)
+        series = db.series()[0]
+        np.testing.assert_array_equal(series.numpy(tuple(COORDS)), expected_ndarray(COORDS))
+        arr = series.ndarray(tuple(COORDS))
+        fs.pipe(f"/lazydicom-test/{files[0].name}", files[0].read_bytes())  # rewritten
+        with pytest.raises(lazydicom.FrameReadError, match="memory://lazydicom-test/"):
+            arr.compute()
+    finally:
+        fs.rm("/lazydicom-test", recursive=True)
+
+
 # ---------------------------------------------------------------- errors
 
 
