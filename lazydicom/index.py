@@ -152,6 +152,7 @@ def read_objects(
     extra: Sequence[str] = (),
     *,
     progress: bool | None = None,
+    scheduler: Any = None,
 ) -> tuple[pd.DataFrame | None, list[dict[str, Any]]]:
     """[`read_files`][lazydicom.index.read_files] for the objects of a store, by ranged reads.
 
@@ -160,7 +161,13 @@ def read_objects(
     ranges on demand. Native pixel data beyond the head is never fetched.
     The rows equal those of a local copy of the files (``path``, ``size``
     and ``mtime`` are the object's key under the folder, its size and version).
+    ``scheduler``: a dask.distributed Client or address sends batches of
+    objects to its workers, which read the heads from the store themselves;
+    anything else reads here (the requests are concurrent already).
     """
+    if scheduler not in (None, "processes", "sync", "synchronous", "single-threaded", "threads"):
+        todo = [(f.path, f.size, f.mtime) for f in files]
+        return _read_on_cluster(scheduler, store, todo, extra, progress, _read_object_batch)
     attrs = [resolve(e) for e in extra]
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
@@ -197,6 +204,12 @@ def read_objects(
         if bar is not None:
             bar.close()
     return (pd.DataFrame.from_records(rows) if rows else None), skipped
+
+
+def _read_object_batch(store: ObjectStore, files: Sequence[tuple[str, int, int]],
+                       extra: Sequence[str]) -> tuple[pd.DataFrame | None, list[dict[str, Any]]]:
+    """Worker: :func:`read_objects` of one batch (a cluster task)."""
+    return read_objects(store, [FileStat(*f) for f in files], extra, progress=False)
 
 
 def _progress(total: int, enabled: bool | None, desc: str):
@@ -266,10 +279,12 @@ def read_files(
     return frames, skipped
 
 
-def _read_on_cluster(scheduler: Any, root: str, todo: list[tuple[str, int, int]],
-                     extra: Sequence[str], progress: bool | None
+def _read_on_cluster(scheduler: Any, root: Any, todo: list[tuple[str, int, int]],
+                     extra: Sequence[str], progress: bool | None,
+                     read: Callable[..., Any] = _read_files,
                      ) -> tuple[pd.DataFrame | None, list[dict[str, Any]]]:
-    """:func:`read_files` with batches as dask.distributed tasks."""
+    """:func:`read_files` with batches as dask.distributed tasks: ``read(root, batch,
+    extra)`` on the workers (``root`` a folder, or an ``ObjectStore``)."""
     try:
         from distributed import Client, as_completed
     except ImportError:  # pragma: no cover - depends on the environment
@@ -283,7 +298,7 @@ def _read_on_cluster(scheduler: Any, root: str, todo: list[tuple[str, int, int]]
         workers = max(1, len(client.scheduler_info().get("workers", {})))
         chunk = max(1, min(_CHUNK * 4, len(todo) // (workers * 4) or 1))
         parts = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
-        futures = client.map(_read_files, [root] * len(parts), parts, [list(extra)] * len(parts),
+        futures = client.map(read, [root] * len(parts), parts, [list(extra)] * len(parts),
                              pure=False)
         sizes = {f.key: len(p) for f, p in zip(futures, parts)}
         for future in as_completed(futures):
@@ -683,7 +698,8 @@ class Index:
             return counts
         extra = sorted(self.extra)
         if self.store is not None:
-            rows, skipped = read_objects(self.store, todo, extra, progress=progress)
+            rows, skipped = read_objects(self.store, todo, extra, progress=progress,
+                                         scheduler=scheduler)
         else:
             rows, skipped = read_files(self.root, todo, extra, workers=workers,
                                        progress=progress, scheduler=scheduler)

@@ -251,6 +251,18 @@ def test_refresh_reads_only_changed_objects(s3, tmp_path):
     assert before.shape[2] == 3
 
 
+def test_attributes_not_indexed_are_read_from_the_headers(s3, tmp_path):
+    folder = tmp_path / "extra"
+    write_series(folder, {"InstanceNumber": [1, 2, 3]}, subfolders=False,
+                 extra={"StationName": "SCANNER 7"})
+    db = _open(s3.upload(folder, "extra", "x"), s3, tmp_path)
+    s3.log.clear()
+    assert db.series()[0].unique("StationName") == ["SCANNER 7"]
+    gets = s3.log.gets("extra/")
+    assert len(gets) == 3 and all(g[3] for g in gets)  # one ranged read per object
+    assert sum(g[4] for g in gets) <= 3 * 64 * 1024
+
+
 # ---------------------------------------------------------------- arrays
 
 
@@ -483,12 +495,18 @@ def test_a_local_cluster_reads_from_the_bucket(s3, tmp_path):
     distributed = pytest.importorskip("distributed")
     folder = tmp_path / "cluster"
     write_series(folder, COORDS, subfolders=False, dtype="int16", rescale=(1.0, -1024.0))
-    db = _open(s3.upload(folder, "cluster", "c"), s3, tmp_path)
-    series = db.series()[0]
+    url = s3.upload(folder, "cluster", "c")
+    reference = _open(url, s3, tmp_path, "local-index").index.table
     s3.log.clear()
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
+        # the headers too are read by the workers
+        db = _open(url, s3, tmp_path, scheduler=client)
+        pd.testing.assert_frame_equal(db.index.table, reference)
+        assert len(s3.log.gets("cluster/")) == 6
+        series = db.series()[0]
+        s3.log.clear()
         got = client.compute(series.ndarray(tuple(COORDS), chunks=1)).result()
     np.testing.assert_array_equal(
         got, expected_ndarray(COORDS, (6, 4), dtype="int16", rescale=(1.0, -1024.0)))
