@@ -302,15 +302,6 @@ class ObjectStore:
         if version >= 0 and now[1] >= 0 and now[1] != version:
             raise _changed(url, "its ETag or modification time differs")
 
-    def read_frames(
-        self, rel: str, size: int, version: int, starts: Sequence[int], ends: Sequence[int]
-    ) -> list[bytes]:
-        """Byte ranges of one indexed object, checked to be of the version indexed.
-
-        See [`read_many`][lazydicom.objectstore.ObjectStore.read_many].
-        """
-        return self.read_many([(rel, size, version, starts, ends)])[0]
-
     def read_many(
         self, requests: Sequence[tuple[str, int, int, Sequence[int], Sequence[int]]]
     ) -> list[list[bytes]]:

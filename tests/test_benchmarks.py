@@ -216,8 +216,6 @@ def test_results_roundtrip_json():
 
 def test_remote_rows_on_a_tiny_grid(tmp_path):
     """The object-store group end to end on 8 tiny files: every target met, arrays equal."""
-    pytest.importorskip("s3fs")
-    pytest.importorskip("moto.server")
     from benchmarks import remote
     from benchmarks.data import GridSpec, ensure_dataset
 

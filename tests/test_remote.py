@@ -21,10 +21,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import boto3  # the test extra installs moto[server] and s3fs: these tests never skip
+import moto.server as moto_server
 import numpy as np
 import pandas as pd
 import pydicom
 import pytest
+import s3fs  # noqa: F401 - the filesystem of s3:// URLs
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -34,10 +37,6 @@ from pydicom.uid import (
 
 import lazydicom
 from tests.synthetic import expected_ndarray, write_series
-
-pytest.importorskip("s3fs")
-moto_server = pytest.importorskip("moto.server")
-boto3 = pytest.importorskip("boto3")
 
 DATA = Path(__file__).parent / "data"
 KEYS = {"key": "testing", "secret": "testing"}
@@ -492,7 +491,8 @@ def test_a_store_database_is_read_only(s3, tmp_path):
 
 @pytest.mark.distributed
 def test_a_local_cluster_reads_from_the_bucket(s3, tmp_path):
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     folder = tmp_path / "cluster"
     write_series(folder, COORDS, subfolders=False, dtype="int16", rescale=(1.0, -1024.0))
     url = s3.upload(folder, "cluster", "c")
