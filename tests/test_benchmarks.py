@@ -223,6 +223,6 @@ def test_remote_rows_on_a_tiny_grid(tmp_path):
                                          "RepetitionTime": [5.0, 10.0]},
                     rows=8, cols=6, description="t1 vfa", layout="flat")
     rows = remote.run_remote(ensure_dataset(tmp_path, spec, log=lambda *a: None), repeat=1)
-    assert len(rows) == 6
+    assert len(rows) == 8
     assert all(r.met for r in rows if r.target), [(r.what, r.ratio_text) for r in rows]
     assert all(r.equal == "✓" for r in rows if r.equal)
