@@ -76,6 +76,7 @@ _LOAD_ATTEMPTS = 3  # a concurrent save may replace the files being loaded
 #: round trip to a store costs more than transferring 64 KiB more.
 OBJECT_HEAD = 64 * 1024
 _OBJECT_BATCH = 256  # objects whose heads are fetched in one concurrent round
+_MAX_BLOCK = 8 * 1024 * 1024  # largest block of a walk over fragment items
 
 
 class _Damaged(Exception):
@@ -116,15 +117,19 @@ class _ObjectReader:
 
     A read past what is held fetches at least ``OBJECT_HEAD`` bytes from
     there (one ranged request); reads that continue the head extend it, so
-    the header walk's doubling reads stay contiguous.
+    the header walk's doubling reads stay contiguous. Reads elsewhere (the
+    walk over the fragment items of encapsulated pixel data) fetch blocks
+    that double each time, up to 8 MiB: a walk over many fragments costs a
+    few requests rather than one round trip per fragment.
     """
 
-    __slots__ = ("store", "rel", "size", "head", "blocks", "requests")
+    __slots__ = ("store", "rel", "size", "head", "blocks", "requests", "block")
 
     def __init__(self, store: ObjectStore, rel: str, size: int, head: bytes) -> None:
         self.store, self.rel, self.size, self.head = store, rel, size, head
         self.blocks: list[tuple[int, bytes]] = []
         self.requests = 0
+        self.block = OBJECT_HEAD
 
     def read_at(self, offset: int, n: int) -> bytes:
         end = min(offset + n, self.size)
@@ -141,6 +146,8 @@ class _ObjectReader:
             more = self.store.read_ranges([self.rel], [len(self.head)], [stop])[0]
             self.head = self.head + more
             return self.head[offset:end]
+        self.block = min(self.block * 2, _MAX_BLOCK)
+        stop = min(self.size, max(end, offset + self.block))
         data = self.store.read_ranges([self.rel], [offset], [stop])[0]
         self.blocks.append((offset, data))
         return data[: end - offset]
