@@ -32,7 +32,7 @@ from .data import big_spec, ensure_dataset, grid_spec  # noqa: E402
 
 GROUPS = (
     "index", "read", "select", "ct", "jpeg", "layout", "decoders", "memory", "write", "cache",
-    "extract", "scale", "cluster",
+    "extract", "scale", "cluster", "remote",
 )
 
 TITLES = {
@@ -49,6 +49,7 @@ TITLES = {
     "extract": "Batch extraction end to end, fresh processes: lazydicom extract vs dcm2niix",
     "scale": "Scale: 10k-1M frames, index, reopen, build, one cell, memory",
     "cluster": "Header scan on a LocalCluster: 1 vs 2 worker processes (10k files)",
+    "remote": "Object store: the grid series in S3 (moto on loopback), requests and bytes",
 }
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     grid = None
-    if {"index", "read", "select", "layout"} & set(args.groups):
+    if {"index", "read", "select", "layout", "remote"} & set(args.groups):
         grid = ensure_dataset(scratch, grid_spec(args.quick), log=_log)
 
     from . import (
@@ -223,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         layout,
         memory,
         read,
+        remote,
         scale,
         write,
     )
@@ -243,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         "extract": lambda: extract.run_extract(scratch, args.repeat, log=_log, quick=args.quick),
         "scale": lambda: scale.scale_rows(scratch, args.scale_frames, log=_log),
         "cluster": lambda: scale.cluster_rows(scratch, 10_000, args.repeat, log=_log),
+        "remote": lambda: remote.run_remote(grid, args.repeat, args.verbose),
     }
     results: dict[str, dict] = {}
     head = [

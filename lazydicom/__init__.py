@@ -37,6 +37,9 @@ from .errors import (
     NonFiniteError,
     OutsideDatabaseError,
     SkippedFilesWarning,
+    StoreAccessError,
+    StoreConnectionError,
+    StoreError,
     UnknownAttributeError,
     UnreadableFolderError,
 )
@@ -58,8 +61,9 @@ _LAZY = {
     # lazydicom.cache.FrameCache, lazydicom.backend...) works after `import lazydicom`
     **{m: (m, None) for m in ("array", "backend", "cache", "cli", "commits", "dask_array",
                               "decoders", "dicomweb", "disk", "extract", "fragments",
-                              "geometry", "grid", "header", "index", "io", "pixels",
-                              "records", "scan", "schema", "tags", "workers", "writers")},
+                              "geometry", "grid", "header", "index", "io", "objectframes",
+                              "objectstore", "pixels", "records", "scan", "schema", "tags",
+                              "workers", "writers")},
 }
 
 
@@ -102,6 +106,9 @@ __all__ = [
     "MissingDecoderError",
     "UnknownAttributeError",
     "UnreadableFolderError",
+    "StoreError",
+    "StoreAccessError",
+    "StoreConnectionError",
     "OutsideDatabaseError",
     "LazyDicomWarning",
     "SkippedFilesWarning",

@@ -23,7 +23,8 @@ Single values it cannot convert exactly (other character sets, ambiguous VRs
 in implicit VR, private tags in implicit VR, ``UN``, ``AT``, malformed numbers)
 are converted by pydicom itself from the raw bytes found here.
 
-Memory: the file's head is read with ``os.pread`` (8 KiB, doubled on demand),
+Memory: the file's head is read with ``os.pread`` or a ranged read (8 KiB,
+doubled on demand),
 never beyond the file's size, so a bogus length can never make it allocate
 more than the file holds.
 """
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -60,6 +62,8 @@ __all__ = [
     "convert_fast",
     "ends_inside_element",
     "FALLBACK",
+    "ReadAt",
+    "reader_of",
 ]
 
 _HEAD = 8 * 1024  # first read (most headers end before; 64 KiB costs 5 us more)
@@ -439,14 +443,33 @@ def _config_ok() -> bool:
 # the walker
 
 
+#: ``read_at(offset, n)``: up to ``n`` bytes of a file at ``offset`` (fewer only at its end).
+ReadAt = Callable[[int, int], bytes]
+
+
+def reader_of(source: int | ReadAt) -> ReadAt:
+    """A ``read_at`` callable for an open file descriptor (positioned reads) or a callable."""
+    if isinstance(source, int):
+        fd = source
+        return lambda offset, n: os.pread(fd, n, offset)
+    return source
+
+
 class _Buffer:
-    """The file's head, read with ``os.pread`` and grown on demand (never past EOF)."""
+    """The file's head, read with ``read_at`` and grown on demand (never past EOF).
 
-    __slots__ = ("fd", "size", "buf")
+    ``read_at`` is a positioned read of a local file (``os.pread``) or a
+    ranged read of an object in a store (``lazydicom.objectstore``); either
+    way the walk asks for the head once and for more only when the header
+    runs past what it holds.
+    """
 
-    def __init__(self, fd: int, size: int) -> None:
-        self.fd, self.size = fd, size
-        self.buf = os.pread(fd, min(size, _HEAD), 0)
+    __slots__ = ("read_at", "size", "buf")
+
+    def __init__(self, source: int | ReadAt, size: int) -> None:
+        self.read_at = read_at = reader_of(source)
+        self.size = size
+        self.buf = read_at(0, min(size, _HEAD))
         if len(self.buf) != min(size, _HEAD):
             raise _Truncated("short read")
 
@@ -458,7 +481,7 @@ class _Buffer:
         if end > self.size:
             raise _Truncated("past end of file")
         new = min(self.size, max(end, have * 2))
-        more = os.pread(self.fd, new - have, have)
+        more = self.read_at(have, new - have)
         if len(more) != new - have:
             raise _Truncated("short read")
         self.buf += more
@@ -581,13 +604,14 @@ def _read_meta(r: _Buffer) -> tuple[str, int]:
     return ts, pos
 
 
-def read_fast(fd: int, size: int, plan: Plan) -> FastHeader | None:
+def read_fast(source: int | ReadAt, size: int, plan: Plan) -> FastHeader | None:
     """Read the header of an open file on the fast path, or None to use pydicom.
 
     Parameters
     ----------
-    fd : int
-        An open file descriptor (read with ``os.pread``; its offset is untouched).
+    source : int or callable
+        An open file descriptor (read with ``os.pread``; its offset is
+        untouched), or ``read_at(offset, n)`` returning the file's bytes.
     size : int
         The file's size in bytes.
     plan : Plan
@@ -601,7 +625,7 @@ def read_fast(fd: int, size: int, plan: Plan) -> FastHeader | None:
     if size < 144 or not _config_ok():
         return None
     try:
-        r = _Buffer(fd, size)
+        r = _Buffer(source, size)
         ts, pos = _read_meta(r)
         if ts in _UNSUPPORTED_TS or ts in PrivateTransferSyntaxes:
             return None
@@ -615,7 +639,7 @@ def read_fast(fd: int, size: int, plan: Plan) -> FastHeader | None:
         return None
 
 
-def ends_inside_element(fd: int, size: int) -> bool:
+def ends_inside_element(source: int | ReadAt, size: int) -> bool:
     """True when the top-level dataset of a Part 10 file (Little Endian) is cut
     inside an element (its header, value or sequence items run past the end).
 
@@ -625,7 +649,7 @@ def ends_inside_element(fd: int, size: int) -> bool:
     reading is then taken as it is.
     """
     try:
-        r = _Buffer(fd, size)
+        r = _Buffer(source, size)
         ts, pos = _read_meta(r)
         if ts in _UNSUPPORTED_TS or ts in PrivateTransferSyntaxes:
             return False

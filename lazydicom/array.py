@@ -636,7 +636,8 @@ def select(
     """Plan a selection: the grid of ``table``'s frames and the frames it reads.
 
     ``dims`` are index columns; ``coords``/``slice`` are keyed by index column.
-    Reads no pixel file.
+    ``source``: where the bytes come from when not from local files (the
+    ``FrameTable.source``; ``root`` is then the folder's URL). Reads no pixel file.
     """
     from .grid import build_grid
 

@@ -20,6 +20,7 @@ that do not fit their attribute), 1 for everything else.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import sys
@@ -203,7 +204,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)  # listed in the report instead
         db = open_database(args.folder, index_path=args.index, progress=not args.quiet and None,
-                           headers=_web_headers(args.folder, headers))
+                           headers=_web_headers(args.folder, headers),
+                           storage_options=_storage_options(args))
     _print_tree(db, sys.stdout)
     return 0
 
@@ -254,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", metavar="DIR", default=None,
                    help="keep the index in DIR instead of FOLDER/.lazydicom")
     _add_header(p)
+    _add_storage_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_index)
     _add_array(sub)
@@ -295,7 +298,8 @@ def _cmd_array(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)  # `lazydicom index` lists them
         db = open_database(args.folder, index_path=args.index, progress=not args.quiet and None,
-                           headers=_web_headers(args.folder, headers))
+                           headers=_web_headers(args.folder, headers),
+                           storage_options=_storage_options(args))
     found = db.series(where or None)
     if not found:
         print("No series matched.", file=sys.stderr)
@@ -367,6 +371,7 @@ def _add_array(sub) -> None:
     p.add_argument("--index", metavar="DIR", default=None,
                    help="keep the index in DIR instead of FOLDER/.lazydicom")
     _add_header(p)
+    _add_storage_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_array)
 
@@ -495,6 +500,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     _check_output(out)
     _check_scheduler(args.scheduler)
     progress = False if args.quiet else None
+    options = _storage_options(args)
     if args.index and len(sources) > 1:
         raise _UsageError("--index takes one FOLDER")
     headers = _headers(args.header)
@@ -506,9 +512,11 @@ def _cmd_extract(args: argparse.Namespace) -> int:
             from .records import open_database
 
             sources = [open_database(s, index_path=args.index, progress=progress,
-                                     cache=args.cache, headers=_web_headers(s, headers))
+                                     cache=args.cache, headers=_web_headers(s, headers),
+                                     storage_options=None if _is_dicomweb(s) else options)
                        if args.index or _is_dicomweb(s) else s for s in sources]
         report = extract(sources, out, dims, where=where or None, scheduler=args.scheduler,
+                         storage_options=options,
                          progress=progress, cache=args.cache, compressor=args.compressor,
                          shard_bytes=args.shard_size, fill_value=_fill(args.fill_value),
                          format=args.format, pack=not args.no_pack)
@@ -568,8 +576,43 @@ def _add_extract(sub) -> None:
     p.add_argument("--index", metavar="DIR", default=None,
                    help="keep the index in DIR instead of FOLDER/.lazydicom (one FOLDER)")
     _add_header(p)
+    _add_storage_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_extract)
+
+
+def _add_storage_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                   dest="storage_options",
+                   help="for a FOLDER that is a URL (s3://bucket/prefix): an option of its "
+                   "fsspec filesystem, e.g. anon=true or "
+                   "client_kwargs.endpoint_url=http://localhost:9000 (dots nest); repeat for "
+                   "several. Without them s3fs reads the AWS_* environment variables")
+
+
+def _storage_options(args: argparse.Namespace) -> dict | None:
+    """``--storage-option KEY=VALUE`` items as a dict: values as JSON when they parse
+    (true, 3, {...}), else text; dots in KEY nest (client_kwargs.endpoint_url)."""
+    items = getattr(args, "storage_options", None) or []
+    if not items:
+        return None
+    options: dict = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise _UsageError(f"--storage-option expects KEY=VALUE, not {item!r}")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        *parents, last = key.strip().split(".")
+        target = options
+        for part in parents:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise _UsageError(f"--storage-option {item!r}: {part!r} is not a group")
+        target[last] = value
+    return options
 
 
 def main(argv: Sequence[str] | None = None) -> int:

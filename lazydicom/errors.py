@@ -17,6 +17,9 @@ __all__ = [
     "FrameReadError",
     "DicomWebError",
     "UnreadableFolderError",
+    "StoreError",
+    "StoreAccessError",
+    "StoreConnectionError",
     "OutsideDatabaseError",
     "InvalidArgumentError",
     "InvalidSelectionError",
@@ -69,6 +72,18 @@ class DicomWebError(LazyDicomError, OSError):
 
 class UnreadableFolderError(LazyDicomError, PermissionError):
     """The database folder exists but cannot be listed (e.g. no read permission)."""
+
+
+class StoreError(LazyDicomError, OSError):
+    """An object store (``s3://``...) failed a request; the message names the URL."""
+
+
+class StoreAccessError(StoreError, PermissionError):
+    """An object store refused access (missing or wrong credentials, no permission)."""
+
+
+class StoreConnectionError(StoreError, ConnectionError):
+    """An object store did not answer (wrong endpoint, network down, timeout)."""
 
 
 class OutsideDatabaseError(LazyDicomError, PermissionError):

@@ -131,7 +131,7 @@ def expand_sources(sources: Iterable[Any]) -> list[str]:
     folders: list[str] = []
     for source in sources:
         text = os.fspath(source)
-        if glob.has_magic(text):
+        if glob.has_magic(text) and "://" not in text:
             matches = sorted(p for p in glob.glob(text) if os.path.isdir(p))
             if not matches:
                 raise InvalidArgumentError(f"no folder matches {text!r}")
@@ -186,6 +186,7 @@ def extract(
     workers: int | None = None,
     format: str = "zarr",
     pack: bool = True,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Extract every (matching) series of one or more folders into one zarr store, resumably.
 
@@ -233,6 +234,9 @@ def extract(
         ``"nifti"`` writes ``out/<name>.nii`` per series instead (nibabel; the
         dims need one spatial dim, see [`Series.affine`][lazydicom.Series.affine]), each with a
         ``<name>.json`` sidecar written last that makes reruns skip it.
+    storage_options : dict, optional
+        For sources that are URLs (``s3://bucket/prefix``): options of their
+        fsspec filesystem, as [`lazydicom.open`][lazydicom.open].
 
     Returns
     -------
@@ -248,7 +252,9 @@ def extract(
     out = os.path.abspath(os.fspath(out)) if "://" not in os.fspath(out) else os.fspath(out)
     if os.path.isfile(out):
         raise InvalidArgumentError(f"{out!r} is a file; give a folder for the zarr store")
-    databases = [s if isinstance(s, Database) else open_database(s, cache=cache, progress=progress)
+    databases = [s if isinstance(s, Database) else open_database(
+                     s, cache=cache, progress=progress,
+                     storage_options=storage_options if "://" in s else None)
                  for s in ([s for s in sources if isinstance(s, Database)]
                            + expand_sources(s for s in sources if not isinstance(s, Database)))]
     if format == "nifti":

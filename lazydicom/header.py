@@ -41,6 +41,7 @@ as an object without pixels or with frames that are not there.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 import struct
@@ -64,6 +65,7 @@ __all__ = [
     "KEYWORDS",
     "HeaderError",
     "read_header",
+    "read_header_at",
     "add_slice_position",
     "dataset_rows",
 ]
@@ -125,7 +127,7 @@ def _looks_like_raw_dataset(fp) -> bool:
     return len(start) == 4 and start[1] == 0 and start[0] in (0x02, 0x08) and start[3] == 0
 
 
-def _read_dataset(fp, path: str) -> tuple[Dataset, dict[str, Any]]:
+def _read_dataset(fp, size: int) -> tuple[Dataset, dict[str, Any]]:
     """Parse the header up to the pixel data; return it and the pixel element found."""
     found: dict[str, Any] = {}
 
@@ -150,7 +152,7 @@ def _read_dataset(fp, path: str) -> tuple[Dataset, dict[str, Any]]:
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on bad bytes
         raise HeaderError(f"unreadable DICOM header ({type(exc).__name__}: {exc})") from None
     end = fp.tell()
-    if end > os.fstat(fp.fileno()).st_size:
+    if end > size:
         # pydicom skips a deferred value by seeking: an element whose length runs
         # past the end of the file swallows the rest (Pixel Data included)
         raise HeaderError(
@@ -305,7 +307,6 @@ def _read_header(
     path: str | os.PathLike, extra: Sequence[Attribute], fast: bool
 ) -> list[dict[str, Any]]:
     """``read_header``; ``fast=False`` forces the pydicom path (tests compare both)."""
-    attrs, plan = _plan(extra)
     try:
         # os.open + os.pread: the fast path needs no Python file object
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
@@ -313,26 +314,8 @@ def _read_header(
             st = os.fstat(fd)
             if stat.S_ISDIR(st.st_mode):
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-            size = st.st_size
-            if size == 0:
-                raise HeaderError("empty file")
-            if fast:
-                found = _fastheader.read_fast(fd, size, plan)
-                if found is not None:
-                    if not found.has_identity:
-                        raise _no_attributes(fd, size)
-                    base = found.base
-                    base["TransferSyntaxUID"] = found.transfer_syntax
-                    pixel, implicit = _check_pixels(fd, size, base, found.implicit, found.pixel)
-                    return _frames(base, implicit, pixel, size, attrs, None, _reader(fd))
-            with open(fd, "rb", closefd=False) as fp:
-                bounded = _BoundedFile(fp, size, os.fspath(path))
-                ds, pixel = _read_dataset(bounded, str(path))
-                if not {0x00080016, 0x00100020, 0x00280010} & set(ds.keys()):
-                    raise _no_attributes(fd, size)
-                base, implicit, groups = _base(ds, attrs)
-                pixel, implicit = _check_pixels(fd, size, base, implicit, pixel)
-                return _frames(base, implicit, pixel, size, attrs, groups, _reader(fd))
+            return _rows(_fastheader.reader_of(fd), st.st_size, os.fspath(path), extra, fast,
+                         lambda: open(fd, "rb", closefd=False))
         finally:
             os.close(fd)
     except HeaderError:
@@ -345,15 +328,113 @@ def _read_header(
         raise HeaderError(f"unreadable DICOM header ({type(exc).__name__}: {exc})") from None
 
 
-def _reader(fd: int) -> Callable[[int, int], bytes]:
-    """``read_at(offset, n)`` on an open file descriptor (for the fragment walk)."""
-    return lambda offset, n: os.pread(fd, n, offset)
+def read_header_at(
+    read_at: Callable[[int, int], bytes],
+    size: int,
+    name: str,
+    extra: Sequence[Attribute] = (),
+) -> list[dict[str, Any]]:
+    """[`read_header`][lazydicom.header.read_header] of a file known only by its bytes.
+
+    The rows are those ``read_header`` gives for a local copy of the file.
+    Used for objects in a store, where every read is a ranged request: the
+    fast path asks ``read_at`` for the head and for more only when the header
+    is longer; pydicom's path reads through a buffered file over ``read_at``.
+
+    Parameters
+    ----------
+    read_at : callable
+        ``read_at(offset, n)`` returns the ``n`` bytes of the file at
+        ``offset`` (fewer only at its end).
+    size : int
+        The file's size in bytes.
+    name : str
+        What the file is called (URL), for pydicom.
+    extra : sequence of Attribute
+        As for ``read_header``.
+
+    Raises
+    ------
+    HeaderError
+        As ``read_header``; errors of ``read_at`` itself (``OSError``) propagate.
+    """
+    try:
+        return _rows(read_at, size, name, extra, True,
+                     lambda: io.BufferedReader(_RangeFile(read_at, size), _RANGE_BUFFER))
+    except (HeaderError, OSError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - never let one bad file crash a scan
+        raise HeaderError(f"unreadable DICOM header ({type(exc).__name__}: {exc})") from None
 
 
-def _no_attributes(fd: int, size: int) -> HeaderError:
+def _rows(
+    read_at: Callable[[int, int], bytes],
+    size: int,
+    name: str,
+    extra: Sequence[Attribute],
+    fast: bool,
+    open_file: Callable[[], Any],
+) -> list[dict[str, Any]]:
+    """The rows of a file read through ``read_at`` (fast path) or ``open_file()`` (pydicom)."""
+    attrs, plan = _plan(extra)
+    if size == 0:
+        raise HeaderError("empty file")
+    if fast:
+        found = _fastheader.read_fast(read_at, size, plan)
+        if found is not None:
+            if not found.has_identity:
+                raise _no_attributes(read_at, size)
+            base = found.base
+            base["TransferSyntaxUID"] = found.transfer_syntax
+            pixel, implicit = _check_pixels(read_at, size, base, found.implicit, found.pixel)
+            return _frames(base, implicit, pixel, size, attrs, None, read_at)
+    with open_file() as fp:
+        bounded = _BoundedFile(fp, size, name)
+        ds, pixel = _read_dataset(bounded, size)
+        if not {0x00080016, 0x00100020, 0x00280010} & set(ds.keys()):
+            raise _no_attributes(read_at, size)
+        base, implicit, groups = _base(ds, attrs)
+        pixel, implicit = _check_pixels(read_at, size, base, implicit, pixel)
+        return _frames(base, implicit, pixel, size, attrs, groups, read_at)
+
+
+_RANGE_BUFFER = 64 * 1024  # pydicom's reads of a remote header, in blocks of this size
+
+
+class _RangeFile(io.RawIOBase):
+    """A read-only, seekable raw file over ``read_at`` (for pydicom on remote objects)."""
+
+    def __init__(self, read_at: Callable[[int, int], bytes], size: int) -> None:
+        self._read_at, self._size, self._pos = read_at, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), max(self._size - self._pos, 0))
+        if n <= 0:
+            return 0
+        data = self._read_at(self._pos, n)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+def _no_attributes(read_at: Callable[[int, int], bytes], size: int) -> HeaderError:
     """The error of a file without SOPClassUID, PatientID and Rows: cut short, or not
     an image file at all."""
-    if _fastheader.ends_inside_element(fd, size):
+    if _fastheader.ends_inside_element(read_at, size):
         return HeaderError("the file ends inside an element of its header: it is truncated")
     return HeaderError("no DICOM attributes found")
 
@@ -386,7 +467,8 @@ _MAX_INFLATE = 1032
 
 
 def _check_pixels(
-    fd: int, size: int, base: dict[str, Any], implicit: bool | None, pixel: dict[str, Any]
+    read_at: Callable[[int, int], bytes], size: int, base: dict[str, Any],
+    implicit: bool | None, pixel: dict[str, Any],
 ) -> tuple[dict[str, Any], bool | None]:
     """Check the pixel description against the file; return the pixel element and
     its encoding as found in the file's bytes.
@@ -397,7 +479,7 @@ def _check_pixels(
     cannot hold. Encapsulated Pixel Data is checked by ``_frames``.
     """
     if not pixel:
-        _check_no_pixels(fd, size, base)
+        _check_no_pixels(read_at, size, base)
         return pixel, implicit
     if pixel["tag"] != 0x7FE00010:
         return pixel, implicit  # Float Pixel Data: an object, not frames
@@ -406,7 +488,7 @@ def _check_pixels(
     if ts == DeflatedExplicitVRLittleEndian:  # positions refer to the inflated stream
         _check_claim(base, n_frames, _MAX_INFLATE * size, "the deflated file")
         return pixel, implicit
-    pixel, implicit = _pixel_element(fd, size, pixel, ts)
+    pixel, implicit = _pixel_element(read_at, size, pixel, ts)
     if pixel["length"] != 0xFFFFFFFF:
         _check_claim(base, n_frames, pixel["length"], "the Pixel Data")
     # encapsulated: _frames walks the fragment items (lazydicom.fragments), which
@@ -415,12 +497,12 @@ def _check_pixels(
 
 
 def _pixel_element(
-    fd: int, size: int, pixel: dict[str, Any], ts: Any
+    read_at: Callable[[int, int], bytes], size: int, pixel: dict[str, Any], ts: Any
 ) -> tuple[dict[str, Any], bool]:
     """The Pixel Data element as its bytes say: a transfer syntax that claims
     Implicit VR for Explicit VR data (or the reverse) must not shift the pixels."""
     start = pixel["element_start"]
-    head = os.pread(fd, 12, start)
+    head = read_at(start, 12)
     if len(head) < 8:
         raise HeaderError("the file ends inside the Pixel Data element header (truncated)")
     order = ">" if ts == "1.2.840.10008.1.2.2" else "<"
@@ -471,7 +553,8 @@ def _check_claim(base: dict[str, Any], n_frames: int, room: int, where: str) -> 
         )
 
 
-def _check_no_pixels(fd: int, size: int, base: dict[str, Any]) -> None:
+def _check_no_pixels(read_at: Callable[[int, int], bytes], size: int, base: dict[str, Any]
+                     ) -> None:
     """A file without Pixel Data is an object (presentation state, SR...), unless
     it describes an image or ends inside an element: then it was cut short."""
     sop = base.get("SOPClassUID")
@@ -485,7 +568,7 @@ def _check_no_pixels(fd: int, size: int, base: dict[str, Any]) -> None:
             "no Pixel Data, although it describes an image (Rows, Columns, "
             "BitsAllocated): the file is truncated"
         )
-    if _fastheader.ends_inside_element(fd, size):
+    if _fastheader.ends_inside_element(read_at, size):
         raise HeaderError("the file ends inside an element: it is truncated")
 
 

@@ -46,16 +46,19 @@ import pyarrow.feather as feather
 from . import commits, disk, schema
 from .errors import (
     DamagedIndexWarning,
+    InvalidArgumentError,
     InvalidValueWarning,
     OutsideDatabaseError,
     SkippedFilesWarning,
 )
-from .header import HeaderError, read_attributes, read_header
+from .header import HeaderError, read_attributes, read_header, read_header_at
+from .objectstore import ObjectStore
 from .scan import INDEX_DIRNAME, FileStat, scan_folder
 from .tags import Attribute, resolve
 from .workers import process_pool
 
-__all__ = ["Index", "FORMAT_VERSION", "read_files", "default_location"]
+__all__ = ["Index", "FORMAT_VERSION", "read_files", "read_objects", "default_location",
+           "remote_location"]
 
 #: Bumped whenever the files or their columns change; other versions are rebuilt.
 FORMAT_VERSION = 3
@@ -69,6 +72,11 @@ _PARTIAL = (".partial",)  # zarr LocalStore's temporary files (cache fills)
 _PARALLEL_MIN_FILES = 96  # below this, starting processes costs more than it saves
 _CHUNK = 32  # files per task sent to a worker process
 _LOAD_ATTEMPTS = 3  # a concurrent save may replace the files being loaded
+#: First ranged read of an object's header: most headers end well before, a
+#: round trip to a store costs more than transferring 64 KiB more.
+OBJECT_HEAD = 64 * 1024
+_OBJECT_BATCH = 256  # objects whose heads are fetched in one concurrent round
+_MAX_BLOCK = 8 * 1024 * 1024  # largest block of a walk over fragment items
 
 
 class _Damaged(Exception):
@@ -102,6 +110,113 @@ def _read_into_rows(root, files, attrs, rows, skipped) -> None:
         for row in frames:
             row["path"], row["size"], row["mtime"] = rel, size, mtime
             rows.append(row)
+
+
+class _ObjectReader:
+    """``read_at`` over an object whose head is fetched already: more only on demand.
+
+    A read past what is held fetches at least ``OBJECT_HEAD`` bytes from
+    there (one ranged request); reads that continue the head extend it, so
+    the header walk's doubling reads stay contiguous. Reads elsewhere (the
+    walk over the fragment items of encapsulated pixel data) fetch blocks
+    that double each time, up to 8 MiB: a walk over many fragments costs a
+    few requests rather than one round trip per fragment.
+    """
+
+    __slots__ = ("store", "rel", "size", "head", "blocks", "requests", "block")
+
+    def __init__(self, store: ObjectStore, rel: str, size: int, head: bytes) -> None:
+        self.store, self.rel, self.size, self.head = store, rel, size, head
+        self.blocks: list[tuple[int, bytes]] = []
+        self.requests = 0
+        self.block = OBJECT_HEAD
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        end = min(offset + n, self.size)
+        if end <= len(self.head):
+            return self.head[offset:end]
+        for start, data in self.blocks:
+            if start <= offset and end <= start + len(data):
+                return data[offset - start : end - start]
+        if offset >= self.size:
+            return b""
+        stop = min(self.size, max(end, offset + OBJECT_HEAD))
+        self.requests += 1
+        if offset <= len(self.head):  # continues the head: extend it
+            more = self.store.read_ranges([self.rel], [len(self.head)], [stop])[0]
+            self.head = self.head + more
+            return self.head[offset:end]
+        self.block = min(self.block * 2, _MAX_BLOCK)
+        stop = min(self.size, max(end, offset + self.block))
+        data = self.store.read_ranges([self.rel], [offset], [stop])[0]
+        self.blocks.append((offset, data))
+        return data[: end - offset]
+
+
+def read_objects(
+    store: ObjectStore,
+    files: Sequence[FileStat],
+    extra: Sequence[str] = (),
+    *,
+    progress: bool | None = None,
+    scheduler: Any = None,
+) -> tuple[pd.DataFrame | None, list[dict[str, Any]]]:
+    """[`read_files`][lazydicom.index.read_files] for the objects of a store, by ranged reads.
+
+    The first ``OBJECT_HEAD`` bytes of many objects are fetched concurrently
+    (one ranged request each); an object whose header is longer gets more
+    ranges on demand. Native pixel data beyond the head is never fetched.
+    The rows equal those of a local copy of the files (``path``, ``size``
+    and ``mtime`` are the object's key under the folder, its size and version).
+    ``scheduler``: a dask.distributed Client or address sends batches of
+    objects to its workers, which read the heads from the store themselves;
+    anything else reads here (the requests are concurrent already).
+    """
+    if scheduler not in (None, "processes", "sync", "synchronous", "single-threaded", "threads"):
+        todo = [(f.path, f.size, f.mtime) for f in files]
+        return _read_on_cluster(scheduler, store, todo, extra, progress, _read_object_batch)
+    attrs = [resolve(e) for e in extra]
+    rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    bar = _progress(len(files), progress, "Reading DICOM headers from the store")
+    try:
+        with warnings.catch_warnings():  # as _read_files: reported once, by _warn_skipped
+            warnings.simplefilter("ignore", UserWarning)
+            for first in range(0, len(files), _OBJECT_BATCH):
+                batch = list(files[first : first + _OBJECT_BATCH])
+                wanted = [f for f in batch if f.size > 0]
+                heads: dict[str, bytes | None] = dict(zip(
+                    [f.path for f in wanted],
+                    store.read_ranges([f.path for f in wanted], [0] * len(wanted),
+                                      [min(f.size, OBJECT_HEAD) for f in wanted], missing=None),
+                ))
+                for f in batch:
+                    head = heads.get(f.path, b"")
+                    if head is None:
+                        continue  # removed since the listing: the next refresh drops it
+                    reader = _ObjectReader(store, f.path, f.size, head)
+                    try:
+                        frames = read_header_at(reader.read_at, f.size, store.url_of(f.path),
+                                                attrs)
+                    except HeaderError as exc:
+                        skipped.append({"path": f.path, "size": f.size, "mtime": f.mtime,
+                                        "reason": str(exc)})
+                        continue
+                    for row in frames:
+                        row["path"], row["size"], row["mtime"] = f.path, f.size, f.mtime
+                        rows.append(row)
+                if bar is not None:
+                    bar.update(len(batch))
+    finally:
+        if bar is not None:
+            bar.close()
+    return (pd.DataFrame.from_records(rows) if rows else None), skipped
+
+
+def _read_object_batch(store: ObjectStore, files: Sequence[tuple[str, int, int]],
+                       extra: Sequence[str]) -> tuple[pd.DataFrame | None, list[dict[str, Any]]]:
+    """Worker: :func:`read_objects` of one batch (a cluster task)."""
+    return read_objects(store, [FileStat(*f) for f in files], extra, progress=False)
 
 
 def _progress(total: int, enabled: bool | None, desc: str):
@@ -171,10 +286,12 @@ def read_files(
     return frames, skipped
 
 
-def _read_on_cluster(scheduler: Any, root: str, todo: list[tuple[str, int, int]],
-                     extra: Sequence[str], progress: bool | None
+def _read_on_cluster(scheduler: Any, root: Any, todo: list[tuple[str, int, int]],
+                     extra: Sequence[str], progress: bool | None,
+                     read: Callable[..., Any] = _read_files,
                      ) -> tuple[pd.DataFrame | None, list[dict[str, Any]]]:
-    """:func:`read_files` with batches as dask.distributed tasks."""
+    """:func:`read_files` with batches as dask.distributed tasks: ``read(root, batch,
+    extra)`` on the workers (``root`` a folder, or an ``ObjectStore``)."""
     try:
         from distributed import Client, as_completed
     except ImportError:  # pragma: no cover - depends on the environment
@@ -188,7 +305,7 @@ def _read_on_cluster(scheduler: Any, root: str, todo: list[tuple[str, int, int]]
         workers = max(1, len(client.scheduler_info().get("workers", {})))
         chunk = max(1, min(_CHUNK * 4, len(todo) // (workers * 4) or 1))
         parts = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
-        futures = client.map(_read_files, [root] * len(parts), parts, [list(extra)] * len(parts),
+        futures = client.map(read, [root] * len(parts), parts, [list(extra)] * len(parts),
                              pure=False)
         sizes = {f.key: len(p) for f, p in zip(futures, parts)}
         for future in as_completed(futures, loop=client.loop):
@@ -228,8 +345,18 @@ def default_location(root: Path) -> Path:
         if isinstance(exc, OutsideDatabaseError):
             raise
         digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
-        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        return base / "lazydicom" / digest
+        return _user_cache() / digest
+
+
+def remote_location(identity: str) -> Path:
+    """Where the index of a folder in an object store lives: a user cache folder
+    keyed by its URL and endpoint (``$XDG_CACHE_HOME/lazydicom/remote/<digest>``)."""
+    digest = hashlib.sha1(identity.encode()).hexdigest()[:16]
+    return _user_cache() / "remote" / digest
+
+
+def _user_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lazydicom"
 
 
 def _arrow_bytes(table: pa.Table) -> bytes:
@@ -350,11 +477,21 @@ class Index:
     #: ``lazydicom.pixels.FrameSource`` (a remote database, e.g. ``lazydicom.dicomweb``).
     source: Any = None
 
-    def __init__(self, root: str | os.PathLike, location: str | os.PathLike | None = None):
-        self.root = Path(root).absolute()
-        if not self.root.exists():
-            scan_folder(self.root)  # raises the documented FileNotFoundError
-        self.location = Path(location) if location is not None else default_location(self.root)
+    def __init__(self, root: str | os.PathLike, location: str | os.PathLike | None = None, *,
+                 store: ObjectStore | None = None):
+        #: The folder's object store, None for a local folder.
+        self.store = store
+        if store is not None:
+            # nothing is read from root: it is the local folder of the index
+            self.location = Path(location) if location is not None else remote_location(
+                store.identity)
+            self.root = self.location.absolute()
+        else:
+            self.root = Path(root).absolute()
+            if not self.root.exists():
+                scan_folder(self.root)  # raises the documented FileNotFoundError
+            self.location = (Path(location) if location is not None
+                             else default_location(self.root))
         self.location.mkdir(parents=True, exist_ok=True)
         disk.check_inside(self.location, self.location / _CACHE_DIR)
         self._table: pd.DataFrame | None = pd.DataFrame()
@@ -368,14 +505,15 @@ class Index:
     @property
     def address(self) -> str:
         """What the database is opened from: the folder, or a URL for a remote source."""
-        return str(self.root)
+        return self.folder
 
     # -- persistence -----------------------------------------------------------
 
     def _housekeeping(self) -> None:
         """Finish or remove what killed processes left (writes, saves, cache fills)."""
         private = self.root / INDEX_DIRNAME
-        if private.is_dir() and not private.is_symlink() and os.access(self.root, os.W_OK):
+        if (self.store is None and private.is_dir() and not private.is_symlink()
+                and os.access(self.root, os.W_OK)):
             commits.recover(self.root)
         if disk.open_session(self.location):
             disk.remove_partial_files(self.location / _CACHE_DIR, _PARTIAL)
@@ -463,7 +601,7 @@ class Index:
                 files[kind] = {"name": name, "size": len(data), "crc32": zlib.crc32(data)}
             meta = {
                 "version": FORMAT_VERSION,
-                "root": str(self.root),
+                "root": self.folder,
                 "files": files,
                 "extra": {k: sorted(v) for k, v in self.extra.items()},
             }
@@ -474,6 +612,11 @@ class Index:
         self.skipped = schema.from_arrow(skipped)
 
     # -- refresh ------------------------------------------------------------------
+
+    @property
+    def folder(self) -> str:
+        """The folder indexed: its path, or its URL in an object store."""
+        return self.store.url if self.store is not None else str(self.root)
 
     def _known(self) -> dict[str, tuple[int, int]]:
         """(size, mtime) of every file the index has seen, indexed or skipped."""
@@ -503,7 +646,7 @@ class Index:
         dict
             Counts ``{"added": .., "changed": .., "removed": .., "skipped": ..}``.
         """
-        found = scan_folder(self.root)
+        found = self.store.list_objects() if self.store is not None else scan_folder(self.root)
         known = self._known()
         on_disk = {f.path for f in found.files}
         todo = [f for f in found.files if known.get(f.path) != (f.size, f.mtime)]
@@ -519,6 +662,7 @@ class Index:
         What another process wrote there since this index was read is added,
         what it removed is dropped; the rest of the folder is not walked.
         """
+        self._local("sync")
         folder = Path(folder)
         disk.check_inside(self.root, folder)  # a link out of the folder is not walked
         rel = folder.relative_to(self.root).as_posix()
@@ -569,8 +713,12 @@ class Index:
         if not todo and not removed and not problems_changed:
             return counts
         extra = sorted(self.extra)
-        rows, skipped = read_files(self.root, todo, extra, workers=workers, progress=progress,
-                                   scheduler=scheduler)
+        if self.store is not None:
+            rows, skipped = read_objects(self.store, todo, extra, progress=progress,
+                                         scheduler=scheduler)
+        else:
+            rows, skipped = read_files(self.root, todo, extra, workers=workers,
+                                       progress=progress, scheduler=scheduler)
         table = self.table
         if stale and len(table):
             table = table[~table["path"].isin(stale)]
@@ -604,6 +752,7 @@ class Index:
         Faster than [`refresh`][lazydicom.Database.refresh] for a known set of files: the folder is
         not walked.
         """
+        self._local("update_files")
         stats = []
         gone = set()
         for p in paths:
@@ -669,7 +818,11 @@ class Index:
                 continue  # removed, or skipped when indexed again
             with warnings.catch_warnings():  # pydicom's notes on odd values, as in _read_files
                 warnings.simplefilter("ignore", UserWarning)
-                values = read_attributes(self.root / p, want)
+                if self.store is not None:
+                    with self.store.open(p) as f:
+                        values = read_attributes(f, want)
+                else:
+                    values = read_attributes(self.root / p, want)
             for pos, frame_values in zip(positions, values):
                 for a in want:
                     table.iat[pos, table.columns.get_loc(a.column)] = frame_values.get(a.column)
@@ -684,15 +837,28 @@ class Index:
         known = self._known()
         changed = []
         for p in todo:
-            try:
-                st = (self.root / p).stat()
-                version: tuple[int, int] | None = (st.st_size, st.st_mtime_ns)
-            except OSError:
-                version = None
+            version: tuple[int, int] | None
+            if self.store is not None:
+                version = self.store.info(p)
+            else:
+                try:
+                    st = (self.root / p).stat()
+                    version = (st.st_size, st.st_mtime_ns)
+                except OSError:
+                    version = None
             if version != known.get(p):
                 changed.append(p)
-        if changed:
+        if changed and self.store is not None:
+            self.refresh(progress=False)
+        elif changed:
             self.update_files(changed)
+
+    def _local(self, what: str) -> None:
+        if self.store is not None:
+            raise InvalidArgumentError(
+                f"{what} writes to the folder; {self.store.url!r} is in an object store, "
+                "which lazydicom reads only"
+            )
 
 
 def _warn_skipped(skipped: list[dict[str, Any]], what: str = "file(s) were not indexed") -> None:

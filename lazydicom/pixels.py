@@ -43,7 +43,7 @@ from .fragments import FragmentError, codestream
 
 __all__ = [
     "PixelFormat", "FrameTable", "FrameSource", "FrameCacheLike", "read_frames", "store_frame",
-    "NATIVE_SYNTAXES",
+    "NATIVE_SYNTAXES", "decode_whole_file",
 ]
 
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
@@ -190,6 +190,12 @@ class FrameSource(Protocol):
     and fills each slot with [`store_frame`][lazydicom.pixels.store_frame] so
     that decoding, rescale and palettes behave exactly as for local files.
     It must pickle (dask ships the table to processes and cluster workers).
+
+    A source may also define ``read_files(table, groups, out, rescale,
+    cache)``, with ``groups`` a list of ``(frames, slots)`` of one file each:
+    ``read_frames`` then hands it every file of a call at once, so that it
+    can fetch them concurrently (an object store: one round trip for many
+    single-frame objects instead of one per object).
     """
 
     def read_file(
@@ -267,7 +273,12 @@ def read_frames(
     files = table.file[frames[slots]]
     bounds = np.flatnonzero(np.diff(files)) + 1
     scratch = _Scratch()
-    for group in np.split(slots, bounds):
+    groups = np.split(slots, bounds)
+    read_files = getattr(table.source, "read_files", None)
+    if read_files is not None:  # a source that fetches several files at once
+        read_files(table, [(frames[g], g) for g in groups], out, rescale, cache)
+        return
+    for group in groups:
         if table.source is not None:
             table.source.read_file(table, frames[group], out, group, rescale, cache)
         else:
@@ -417,6 +428,7 @@ def store_frame(
     rescale: bool = True,
     *,
     path: str | None = None,
+    header: Any = None,
 ) -> np.ndarray:
     """Fill ``slot`` (``(x, y[, 3])``) with frame ``frame`` of ``table`` given its bytes.
 
@@ -426,7 +438,9 @@ def store_frame(
     ``numpy.ndarray`` of stored values ``(rows, columns[, samples])``.
     Decoding, sign extension, palette colour and rescale are applied as for
     a local read. Returns the stored
-    values (what a frame cache keeps).
+    values (what a frame cache keeps). ``header``: the file's pydicom
+    dataset, for the lookup tables of PALETTE COLOR frames (read from
+    ``path`` when not given; a remote source passes it).
 
     Raises
     ------
@@ -446,7 +460,12 @@ def store_frame(
     else:
         stored = _native_view(data, fmt)
     if fmt.photometric == "PALETTE COLOR":
-        stored = _apply_palette(stored, where, int(table.mtimes[table.file[frame]]))
+        if header is not None:
+            from pydicom.pixels import apply_color_lut
+
+            stored = apply_color_lut(stored, header)
+        else:
+            stored = _apply_palette(stored, where, int(table.mtimes[table.file[frame]]))
     _store(stored, slot, table, frame, fmt, rescale)
     return stored
 
@@ -521,7 +540,6 @@ def _exact_in_float32(dtype: np.dtype, fmt: PixelFormat, slope: float, intercept
 def _read_with_pydicom(fd: int, path: str, table: FrameTable, frame: int, fmt: PixelFormat
                        ) -> np.ndarray:
     """A frame pydicom must find: positioned at the Pixel Data value, or the whole file."""
-    import pydicom
     from pydicom.pixels import get_decoder
 
     index = int(table.index[frame])
@@ -529,7 +547,7 @@ def _read_with_pydicom(fd: int, path: str, table: FrameTable, frame: int, fmt: P
     if pixel_offset < 0:  # e.g. Deflated: pydicom reads the file whole
         with open(fd, "rb", closefd=False) as f:
             f.seek(0)
-            return pydicom.pixels.pixel_array(f, index=index)
+            return decode_whole_file(f, index)
     try:
         decoder = get_decoder(fmt.transfer_syntax)
     except NotImplementedError:
@@ -549,6 +567,22 @@ def _read_with_pydicom(fd: int, path: str, table: FrameTable, frame: int, fmt: P
                                        number_of_frames=fmt.number_of_frames)
         arr, _ = decoder.as_array(f, index=index, **options)
     return arr
+
+
+def decode_whole_file(fp: Any, index: int) -> np.ndarray:
+    """Stored values of frame ``index`` (0-based) of a whole DICOM file, decoded by pydicom.
+
+    For files whose frames cannot be reached by position (``PixelDataOffset``
+    -1, e.g. Deflated Explicit VR Little Endian): the dataset is read as
+    ``dcmread`` reads it (inflating a deflated one; ``pydicom.pixels.pixel_array``
+    on a file does not), then its pixels are decoded.
+    """
+    import pydicom
+
+    ds = pydicom.dcmread(fp)
+    arr = ds.pixel_array
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    return arr[index] if frames > 1 else arr
 
 
 @functools.lru_cache(maxsize=64)

@@ -25,6 +25,8 @@ from .io.labels import series_attrs, series_name, units
 from .io.nifti import to_nifti
 from .io.xarray import to_xarray
 from .io.zarr import to_zarr as write_zarr
+from .objectframes import ObjectFrameSource
+from .objectstore import ObjectStore, is_url
 from .tags import resolve
 from .writers import database_folder, database_zeros, set_ndarray
 
@@ -129,7 +131,7 @@ class _Arrays:
             resolve(k).column: v for k, v in m.items()}
         return select(self._selected(where), columns, by_column(coords), by_column(slice),
                       root=self.database.path, rescale=rescale, fill_value=fill_value,
-                      cache=self.database.cache, source=self.database.index.source)
+                      cache=self.database.cache, source=self.database.source)
 
     def ndarray(
         self,
@@ -529,7 +531,7 @@ class Series(_Record):
         >>> s.ndarray(coords={"FlipAngle": [30, 15]}).compute()[..., 0].tolist()
         [[0, 2], [4, 6], [8, 10]]
         """
-        self.database.check_writable()
+        self.database.check_writable("set_ndarray")
         set_ndarray(self, array, coords=coords, slice=slice)
 
 
@@ -604,8 +606,15 @@ class Database(_Arrays):
 
     @property
     def path(self) -> str:
-        """The folder of the database (the URL of a remote one)."""
+        """The folder of the database: its path, or its URL (object store, DICOMweb)."""
         return self._index.address
+
+    @property
+    def source(self) -> Any:
+        """Where frames are read from when not from local files (an object store,
+        a DICOMweb server), or None."""
+        store = self._index.store
+        return ObjectFrameSource(store) if store is not None else self._index.source
 
     def __repr__(self) -> str:
         t = self.table()
@@ -736,11 +745,16 @@ class Database(_Arrays):
         >>> s.ndarray(("SliceLocation", "EchoTime")).shape
         (4, 3, 2, 5)
         """
-        self.check_writable()
+        self.check_writable("zeros")
         return Series(self, database_zeros(self, shape, coords, **attributes))
 
-    def check_writable(self) -> None:
+    def check_writable(self, what: str = "writing") -> None:
         """Raise ``InvalidArgumentError`` for a database that is not a local folder."""
+        if self._index.store is not None:
+            raise InvalidArgumentError(
+                f"{what} writes DICOM files into the database folder; {self.path!r} is in "
+                "an object store, which lazydicom reads only"
+            )
         if self._index.source is not None:
             raise InvalidArgumentError(
                 f"{self.path!r} is read-only (frames come from a remote source); write "
@@ -776,6 +790,7 @@ def _coord_array(values: Sequence[Any]) -> Any:
 def open_database(
     path: str | os.PathLike,
     *,
+    storage_options: Mapping[str, Any] | None = None,
     index_path: str | os.PathLike | None = None,
     progress: bool | None = None,
     workers: int | None = None,
@@ -793,9 +808,21 @@ def open_database(
         A ``dicomweb+http://host/root`` or ``dicomweb+https://...`` URL
         opens a DICOMweb service root instead (see ``lazydicom.dicomweb``
         and docs/dicomweb.md); its index is kept in a user cache folder.
+        An fsspec URL (``s3://bucket/prefix``, ``gs://...``, ``memory://...``)
+        opens the objects under that prefix in an object store: headers are
+        indexed by ranged reads, frames read by ranged reads (see
+        docs/clusters.md, "Reading from an object store"); ``file://`` URLs
+        are local folders.
+    storage_options : dict, optional
+        For a URL: options of its fsspec filesystem (credentials, endpoint),
+        as in pandas, xarray and zarr; e.g. ``{"anon": True}`` or
+        ``{"client_kwargs": {"endpoint_url": "http://localhost:9000"}}``.
+        Default: the filesystem's own (for S3, the standard AWS variables
+        and files).
     index_path : str or PathLike, optional
         Folder for the index. Default ``path/.lazydicom``, or a user cache
-        folder when ``path`` is read-only.
+        folder when ``path`` is read-only or in an object store (keyed by the
+        URL). A refresh of a store costs one listing when nothing changed.
     progress : bool, optional
         Show a progress bar; default only on a terminal.
     workers : int, optional
@@ -810,7 +837,9 @@ def open_database(
         Keep decoded frames in a zarr store and read them from there
         afterwards (see ``lazydicom.cache``). ``True``: ``cache.zarr``
         beside the index. Compressed frames only, unless a
-        ``FrameCache(..., native=True)`` is given. Default: no cache.
+        ``FrameCache(..., native=True)`` is given, or the folder is in an
+        object store (then native frames too: a warm cache makes no request
+        for frames). Default: no cache.
     where : dict, optional
         DICOMweb only: QIDO-RS query parameters restricting what is indexed,
         e.g. ``{"PatientID": "P1", "StudyDate": "20200101-20201231"}``.
@@ -825,19 +854,41 @@ def open_database(
     Raises
     ------
     FileNotFoundError
-        If ``path`` does not exist.
+        If ``path`` does not exist (a ``DatabaseNotFoundError``; also a
+        missing bucket or prefix).
+    StoreAccessError, StoreConnectionError
+        The object store refuses the credentials, or does not answer.
     """
     if dicomweb.is_dicomweb(path):
+        if storage_options:
+            raise InvalidArgumentError(
+                "storage_options are for object-store URLs (s3://...); give a DICOMweb "
+                "server its HTTP headers with headers=")
         index: Index = dicomweb.open_index(str(path), index_path, where=where, headers=headers)
     elif where is not None or headers is not None:
         raise InvalidArgumentError(
             f"where= and headers= apply to DICOMweb URLs (dicomweb+http://...), not {path!r}")
     else:
-        index = Index(path, index_path)
+        text = os.fspath(path)
+        if isinstance(text, str) and text.startswith("file://"):
+            text = text[len("file://"):]
+        if is_url(text):
+            index = Index(text, index_path, store=ObjectStore(str(text), storage_options))
+        else:
+            if storage_options:
+                raise InvalidArgumentError(
+                    f"storage_options are for URLs (s3://...); {text!r} is a local folder")
+            index = Index(text, index_path)
     index.refresh(progress=progress, workers=workers, scheduler=scheduler)
     if cache is not None and cache is not False:
-        from .cache import open_cache
+        from .cache import FrameCache, open_cache
 
+        if index.store is not None and (cache is True or isinstance(cache, str | os.PathLike)):
+            # a positioned local read beats a round trip to the store: native frames
+            # too; entries are keyed by the object's size and ETag as indexed (there
+            # is no file to stat), so a hit serves the version of the last refresh
+            cache = FrameCache(os.fspath(index.location / "cache.zarr" if cache is True
+                                         else cache), native=True, verify=False)
         cache = open_cache(cache, index.location / "cache.zarr")
     return Database(index, cache or None)
 

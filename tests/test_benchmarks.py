@@ -282,3 +282,17 @@ def test_scale_frames_option(monkeypatch):
     assert _parse(["--scale-frames", "2000,4000"]).scale_frames == [2000, 4000]
     with pytest.raises(SystemExit):
         _parse(["--scale-frames", "many"])
+
+
+def test_remote_rows_on_a_tiny_grid(tmp_path):
+    """The object-store group end to end on 8 tiny files: every target met, arrays equal."""
+    from benchmarks import remote
+    from benchmarks.data import GridSpec, ensure_dataset
+
+    spec = GridSpec(name="tiny", coords={"SliceLocation": [0.0, 5.0], "FlipAngle": [2.0, 4.0],
+                                         "RepetitionTime": [5.0, 10.0]},
+                    rows=8, cols=6, description="t1 vfa", layout="flat")
+    rows = remote.run_remote(ensure_dataset(tmp_path, spec, log=lambda *a: None), repeat=1)
+    assert len(rows) == 8
+    assert all(r.met for r in rows if r.target), [(r.what, r.ratio_text) for r in rows]
+    assert all(r.equal == "✓" for r in rows if r.equal)
