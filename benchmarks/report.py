@@ -220,9 +220,10 @@ def plot_scale(payload: dict[str, Any], path: Path) -> Path:
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    load = (payload.get("groups", {}).get("scale", {}).get("load_average") or 0)
-    fig.suptitle(f"Scale ({payload.get('created', '')}; load average at start {load:.1f})",
-                 fontsize=9)
+    group = payload.get("groups", {}).get("scale", {})
+    created = group.get("created", payload.get("created", ""))
+    fig.suptitle(f"Scale ({created}; load average at start "
+                 f"{group.get('load_average') or 0:.1f})", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -259,9 +260,10 @@ def plot_extract(payload: dict[str, Any], path: Path) -> Path:
             ax.text(value * 1.01, y, f"{value:,.0f}", va="center", fontsize=7)
         ax.set_xlim(0, max(values) * 1.15)
     axes[-1, 0].set_xlabel("files per second, fresh process, end to end (higher is better)")
-    load = (payload.get("groups", {}).get("extract", {}).get("load_average") or 0)
-    fig.suptitle(f"Batch extraction ({payload.get('created', '')}; load average at start "
-                 f"{load:.1f})", fontsize=9)
+    group = payload.get("groups", {}).get("extract", {})
+    created = group.get("created", payload.get("created", ""))
+    fig.suptitle(f"Batch extraction ({created}; load average at start "
+                 f"{group.get('load_average') or 0:.1f})", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -356,6 +358,29 @@ def readme_table(payload: dict[str, Any]) -> str:
              if row and row.get("ratio_text")]
     if parts:
         add("extract a folder to zarr", "; ".join(parts), "")
+    extract_rows = {r["what"]: r for r in _group_rows(payload, "extract")}
+    for what, row in extract_rows.items():
+        folder, _, tool = what.rpartition(": ")
+        if tool == "lazydicom cold" and row.get("seconds") and row.get("frames"):
+            peer = extract_rows.get(f"{folder}: dcm2niix") or {}
+            other = (f"dcm2niix {peer['frames'] / peer['seconds']:,.0f} files/s "
+                     f"(dcm2niix time / lazydicom time = {peer['seconds'] / row['seconds']:.2f})"
+                     if peer.get("seconds") and peer.get("frames") else "")
+            add(f"`lazydicom extract`, fresh process, no index: {folder}",
+                f"{row['frames'] / row['seconds']:,.0f} files/s", other)
+    scale = {r["what"]: r for r in _group_rows(payload, "scale")}
+    for n in sorted({int(k.split(" frames: ")[0].replace(",", ""))
+                     for k in scale if " frames: " in k and k[0].isdigit()}):
+        label = f"{n:,} frames"
+        cells = [scale.get(f"{label}: {what}") for what in (
+            "cold index", "reopen, nothing changed", "build ndarray over every cell",
+            "compute one cell", "peak RSS of open + ndarray")]
+        if all(c is not None for c in cells):
+            cold, reopen, build, one, rss = cells
+            add(f"{label} (16x16 files)",
+                f"cold index {cold['seconds']:.1f} s, reopen {reopen['seconds']:.2f} s, "
+                f"`ndarray` built in {build['seconds']:.2f} s, one cell "
+                f"{one['seconds']:.3f} s", f"peak RSS {rss.get('peak_mb') or 0:,.0f} MB")
     return "\n".join(lines)
 
 
@@ -416,7 +441,7 @@ def merge_payloads(payloads: list[dict[str, Any]]) -> dict[str, Any]:
         git = other.get("machine", {}).get("lazydicom_git", "?")
         for name, group in other.get("groups", {}).items():
             title = group.get("title", name)
-            base["groups"][name] = group
+            base["groups"][name] = {**group, "created": other.get("created", "?")}
             titles[name] = title
             text = theirs.get(title, f"## {title}")
             first, _, rest = text.partition("\n")

@@ -265,6 +265,7 @@ def test_merge_payloads_replaces_groups_and_their_sections():
     merged = report.merge_payloads([run("first", "aaa", ["index", "scale"]),
                                     run("second", "bbb", ["scale"])])
     assert list(merged["groups"]) == ["index", "scale"]
+    assert merged["groups"]["scale"]["created"] == "second"  # for the plots' titles
     text = merged["markdown_results"]
     assert "head of first" in text and "rows of index from first" in text
     assert "rows of scale from second" in text and "rows of scale from first" not in text
