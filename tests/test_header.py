@@ -40,7 +40,9 @@ from lazydicom.header import HeaderError, read_header
 from lazydicom.tags import resolve
 
 HERE = Path(__file__).parent
-CORPUS_DIRS = [HERE / "data", Path("/work/shared/data")]
+# the bundled copies, and the shared corpus beside the project root when present
+# (../shared/data; absent in a fresh clone, where only tests/data is used)
+CORPUS_DIRS = [HERE / "data", HERE.parent.parent / "shared" / "data"]
 
 
 def _corpus() -> list[Path]:
