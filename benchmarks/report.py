@@ -116,6 +116,17 @@ def targets_table(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _save(fig: Any, path: Path) -> Path:
+    """Write a figure as PNG (folders created) and free it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_read(payload: dict[str, Any], path: Path) -> Path:
     """Bar chart of per-frame time per tool per data set; written to ``path`` (PNG)."""
     import matplotlib
@@ -166,11 +177,7 @@ def plot_read(payload: dict[str, Any], path: Path) -> Path:
     fig.suptitle(f"Full read of a series, per frame ({created}; load average at start: {load})",
                  fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.985))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _group_rows(payload: dict[str, Any], group: str) -> list[dict[str, Any]]:
@@ -225,11 +232,7 @@ def plot_scale(payload: dict[str, Any], path: Path) -> Path:
     fig.suptitle(f"Scale ({created}; load average at start "
                  f"{group.get('load_average') or 0:.1f})", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_extract(payload: dict[str, Any], path: Path) -> Path:
@@ -265,11 +268,7 @@ def plot_extract(payload: dict[str, Any], path: Path) -> Path:
     fig.suptitle(f"Batch extraction ({created}; load average at start "
                  f"{group.get('load_average') or 0:.1f})", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _us(row: dict[str, Any] | None) -> str:
