@@ -361,13 +361,61 @@ def _user_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lazydicom"
 
 
+#: LZ4 frames: an index is mostly absent and repeated values, ~10x smaller; reading
+#: it decompresses each column into its own buffer, so one column's memory can be
+#: released (or shared, see _share_absent) without the whole file's. Files
+#: written uncompressed (before) are read all the same.
+_COMPRESSION = "lz4" if pa.Codec.is_available("lz4") else "uncompressed"
+
+
 def _arrow_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     # one record batch: a table concatenated from worker batches keeps their chunks,
     # and an IPC file of thousands of small batches is ten times larger and slower
-    feather.write_feather(table.combine_chunks(), sink, compression="uncompressed",
+    feather.write_feather(table.combine_chunks(), sink, compression=_COMPRESSION,
                           chunksize=max(len(table), 1))
     return sink.getvalue().to_pybytes()
+
+
+def _share_absent(table: pa.Table) -> pa.Table:
+    """``table`` with each column of only absent values over one shared zero buffer.
+
+    Most of the ~90 columns of an index are absent for a given folder; read
+    from the file, each holds its own buffers (8 bytes a row for numbers). A
+    column of n absent values only needs a zero validity bitmap (and zero
+    offsets for text and lists): one buffer of zeros serves them all. Values,
+    types and null counts are unchanged.
+    """
+    n = table.num_rows
+    if not n:
+        return table
+    zeros: pa.Buffer | None = None
+    for i, field in enumerate(table.schema):
+        column = table.column(i)
+        kind = field.type
+        if column.null_count != n:
+            continue
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            width = kind.bit_width // 8
+        elif pa.types.is_string(kind) or pa.types.is_list(kind):
+            width = 4  # int32 offsets, n + 1 of them
+        else:
+            continue
+        if zeros is None:
+            zeros = pa.py_buffer(bytes(8 * (n + 1)))  # calloc'd: pages untouched until read
+        validity = zeros.slice(0, (n + 7) // 8)
+        data = zeros.slice(0, width * (n + 1))
+        if pa.types.is_list(kind):
+            empty = pa.array([], type=kind.value_type)
+            array = pa.Array.from_buffers(kind, n, [validity, data], null_count=n,
+                                          children=[empty])
+        elif pa.types.is_string(kind):
+            array = pa.Array.from_buffers(kind, n, [validity, data, pa.py_buffer(b"")],
+                                          null_count=n)
+        else:
+            array = pa.Array.from_buffers(kind, n, [validity, data], null_count=n)
+        table = table.set_column(i, field, array)
+    return table
 
 
 def _read_table(path: Path, entry: Any) -> pa.Table:
@@ -384,7 +432,11 @@ def _read_table(path: Path, entry: Any) -> pa.Table:
         raise _Damaged(f"{name} holds {len(data)} bytes, {size} were written")
     if zlib.crc32(data) != crc:
         raise _Damaged(f"{name} fails its checksum (its bytes changed since it was written)")
-    return feather.read_table(pa.BufferReader(data))
+    table = _share_absent(feather.read_table(pa.BufferReader(data)))
+    # the buffers of the absent columns, freed just now: give them back to the system
+    # (the allocator keeps them otherwise) before the scan and the conversion need more
+    pa.default_memory_pool().release_unused()
+    return table
 
 
 def _read_pointer(path: Path) -> dict[str, Any] | None:
@@ -577,6 +629,7 @@ class Index:
         if self._table is None:
             self._table = schema.from_arrow(self._arrow)
             self._arrow = None
+            pa.default_memory_pool().release_unused()  # the Arrow table's buffers
         return self._table
 
     @table.setter
