@@ -627,14 +627,20 @@ class Index:
     def table(self) -> pd.DataFrame:
         """One row per frame (and per object without pixels); see the class docstring."""
         if self._table is None:
-            self._table = schema.from_arrow(self._arrow)
-            self._arrow = None
+            # handed over, not kept: the conversion frees each column once converted
+            self._table = schema.from_arrow(self._hand_over())
             pa.default_memory_pool().release_unused()  # the Arrow table's buffers
         return self._table
 
     @table.setter
     def table(self, value: pd.DataFrame) -> None:
         self._table, self._arrow = value, None
+
+    def _hand_over(self) -> pa.Table:
+        """The loaded Arrow table, no longer referenced by the index."""
+        arrow, self._arrow = self._arrow, None
+        assert arrow is not None
+        return arrow
 
     def save(self) -> None:
         """Persist the index: data files of a new generation, then the pointer (the commit).

@@ -463,7 +463,14 @@ def from_arrow(table: pa.Table) -> pd.DataFrame:
     for i, field in enumerate(table.schema):
         if pa.types.is_string(field.type) and _repeats(table.column(i)):
             table = table.set_column(i, field.name, table.column(i).dictionary_encode())
-    df = table.to_pandas()
+    # A table of our own, released column by column as pandas fills (self_destruct):
+    # when the caller holds no reference to ``table``, each Arrow column's memory
+    # is freed once converted, so the two copies never coexist whole. The
+    # caller's table object itself stays valid either way.
+    column = None
+    table = pa.Table.from_arrays(table.columns, schema=table.schema)
+    df = table.to_pandas(self_destruct=True)
+    del table
     for name, values in tuples.items():
         column = pd.Series(values, index=df.index, dtype=object)
         if len(values) >= _DICTIONARY_ROWS and column.nunique(dropna=True) <= len(values) // 4:
