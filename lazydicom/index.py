@@ -26,6 +26,7 @@ never remove each other's files.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import json
@@ -79,6 +80,7 @@ _LOAD_ATTEMPTS = 3  # a concurrent save may replace the files being loaded
 OBJECT_HEAD = 64 * 1024
 _OBJECT_BATCH = 256  # objects whose heads are fetched in one concurrent round
 _MAX_BLOCK = 8 * 1024 * 1024  # largest block of a walk over fragment items
+_FEW_SKIPPED = 64  # skipped files merged into a reopen's comparison one by one
 
 
 class _Damaged(Exception):
@@ -728,7 +730,17 @@ class Index:
         skip = self.skipped
         if len(skip):
             skip = skip[skip["size"].astype(np.int64) >= 0]  # files, not the scan's problems
-        if len(skip):
+        if len(skip) and len(skip) <= _FEW_SKIPPED:
+            # a few (a README, a DICOMDIR): each inserted at its place, no sort of all
+            # (were the indexed paths not sorted, the result could not equal a scan)
+            added = sorted(zip(skip["path"].tolist(), skip["size"].tolist(),
+                               skip["mtime"].tolist()))
+            for path, size, mtime in added:
+                at = bisect.bisect_left(seen[0], path)
+                seen[0].insert(at, path)
+                seen[1].insert(at, int(size))
+                seen[2].insert(at, int(mtime))
+        elif len(skip):
             merged = [seen[k] + skip[c].tolist() for k, c in enumerate(("path", "size", "mtime"))]
             merged[1] = [int(v) for v in merged[1]]
             merged[2] = [int(v) for v in merged[2]]

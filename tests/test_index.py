@@ -357,7 +357,10 @@ def test_scan_lists_files_in_path_order(tmp_path):
     assert found.sizes == [len(p.encode()) for p in found.paths]
 
 
-def test_reopen_of_an_unchanged_folder_reads_nothing_and_sees_each_change(tmp_path, monkeypatch):
+@pytest.mark.parametrize("few_skipped", [0, 64], ids=["skipped-sorted-in", "skipped-inserted"])
+def test_reopen_of_an_unchanged_folder_reads_nothing_and_sees_each_change(tmp_path, monkeypatch,
+                                                                         few_skipped):
+    monkeypatch.setattr(lazydicom.index, "_FEW_SKIPPED", few_skipped)
     write_series(tmp_path / "s", {"InstanceNumber": [1, 2, 3]}, (6, 4))
     write_enhanced_mr(tmp_path / "mf.dcm", {"FlipAngle": [5, 10, 15, 20]}, (6, 4))
     junk = write_junk(tmp_path / "junk")
