@@ -26,8 +26,11 @@ never remove each other's files.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import json
+import operator
 import os
 import re
 import sys
@@ -77,6 +80,7 @@ _LOAD_ATTEMPTS = 3  # a concurrent save may replace the files being loaded
 OBJECT_HEAD = 64 * 1024
 _OBJECT_BATCH = 256  # objects whose heads are fetched in one concurrent round
 _MAX_BLOCK = 8 * 1024 * 1024  # largest block of a walk over fragment items
+_FEW_SKIPPED = 64  # skipped files merged into a reopen's comparison one by one
 
 
 class _Damaged(Exception):
@@ -359,13 +363,61 @@ def _user_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lazydicom"
 
 
+#: LZ4 frames: an index is mostly absent and repeated values, ~10x smaller; reading
+#: it decompresses each column into its own buffer, so one column's memory can be
+#: released (or shared, see _share_absent) without the whole file's. Files
+#: written uncompressed (before) are read all the same.
+_COMPRESSION = "lz4" if pa.Codec.is_available("lz4") else "uncompressed"
+
+
 def _arrow_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     # one record batch: a table concatenated from worker batches keeps their chunks,
     # and an IPC file of thousands of small batches is ten times larger and slower
-    feather.write_feather(table.combine_chunks(), sink, compression="uncompressed",
+    feather.write_feather(table.combine_chunks(), sink, compression=_COMPRESSION,
                           chunksize=max(len(table), 1))
     return sink.getvalue().to_pybytes()
+
+
+def _share_absent(table: pa.Table) -> pa.Table:
+    """``table`` with each column of only absent values over one shared zero buffer.
+
+    Most of the ~90 columns of an index are absent for a given folder; read
+    from the file, each holds its own buffers (8 bytes a row for numbers). A
+    column of n absent values only needs a zero validity bitmap (and zero
+    offsets for text and lists): one buffer of zeros serves them all. Values,
+    types and null counts are unchanged.
+    """
+    n = table.num_rows
+    if not n:
+        return table
+    zeros: pa.Buffer | None = None
+    for i, field in enumerate(table.schema):
+        column = table.column(i)
+        kind = field.type
+        if column.null_count != n:
+            continue
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            width = kind.bit_width // 8
+        elif pa.types.is_string(kind) or pa.types.is_list(kind):
+            width = 4  # int32 offsets, n + 1 of them
+        else:
+            continue
+        if zeros is None:
+            zeros = pa.py_buffer(bytes(8 * (n + 1)))  # calloc'd: pages untouched until read
+        validity = zeros.slice(0, (n + 7) // 8)
+        data = zeros.slice(0, width * (n + 1))
+        if pa.types.is_list(kind):
+            empty = pa.array([], type=kind.value_type)
+            array = pa.Array.from_buffers(kind, n, [validity, data], null_count=n,
+                                          children=[empty])
+        elif pa.types.is_string(kind):
+            array = pa.Array.from_buffers(kind, n, [validity, data, pa.py_buffer(b"")],
+                                          null_count=n)
+        else:
+            array = pa.Array.from_buffers(kind, n, [validity, data], null_count=n)
+        table = table.set_column(i, field, array)
+    return table
 
 
 def _read_table(path: Path, entry: Any) -> pa.Table:
@@ -382,7 +434,11 @@ def _read_table(path: Path, entry: Any) -> pa.Table:
         raise _Damaged(f"{name} holds {len(data)} bytes, {size} were written")
     if zlib.crc32(data) != crc:
         raise _Damaged(f"{name} fails its checksum (its bytes changed since it was written)")
-    return feather.read_table(pa.BufferReader(data))
+    table = _share_absent(feather.read_table(pa.BufferReader(data)))
+    # the buffers of the absent columns, freed just now: give them back to the system
+    # (the allocator keeps them otherwise) before the scan and the conversion need more
+    pa.default_memory_pool().release_unused()
+    return table
 
 
 def _read_pointer(path: Path) -> dict[str, Any] | None:
@@ -573,13 +629,20 @@ class Index:
     def table(self) -> pd.DataFrame:
         """One row per frame (and per object without pixels); see the class docstring."""
         if self._table is None:
-            self._table = schema.from_arrow(self._arrow)
-            self._arrow = None
+            # handed over, not kept: the conversion frees each column once converted
+            self._table = schema.from_arrow(self._hand_over())
+            pa.default_memory_pool().release_unused()  # the Arrow table's buffers
         return self._table
 
     @table.setter
     def table(self, value: pd.DataFrame) -> None:
         self._table, self._arrow = value, None
+
+    def _hand_over(self) -> pa.Table:
+        """The loaded Arrow table, no longer referenced by the index."""
+        arrow, self._arrow = self._arrow, None
+        assert arrow is not None
+        return arrow
 
     def save(self) -> None:
         """Persist the index: data files of a new generation, then the pointer (the commit).
@@ -637,6 +700,55 @@ class Index:
                 )
         return known
 
+    def _seen(self) -> tuple[list[str], list[int], list[int]]:
+        """Path, size and mtime of every file the index has seen (indexed or skipped),
+        as parallel lists sorted by path, as a scan lists them.
+
+        Equal to the scan exactly when nothing changed: a file whose rows
+        disagree on its size or mtime, or that is both indexed and skipped,
+        appears twice and so never equals a scan. Cheaper than ``_known``:
+        no object per file.
+        """
+        if self._table is None and self._arrow is not None:  # loaded Arrow: three columns
+            paths = self._arrow.column("path").to_pylist()
+            sizes = self._arrow.column("size").to_numpy().astype(np.int64)
+            mtimes = self._arrow.column("mtime").to_numpy().astype(np.int64)
+        else:
+            table = self.table
+            paths = table["path"].tolist() if len(table) else []
+            sizes = table["size"].to_numpy(dtype=np.int64) if len(table) else np.zeros(0, np.int64)
+            mtimes = table["mtime"].to_numpy(dtype=np.int64) if len(table) else sizes
+        if len(paths) > 1:  # the rows of a file (its frames) follow each other: keep the first
+            first = np.ones(len(paths), dtype=bool)
+            first[1:] = np.fromiter(map(operator.ne, paths[1:], paths[:-1]), dtype=bool,
+                                    count=len(paths) - 1)
+            first[1:] |= (sizes[1:] != sizes[:-1]) | (mtimes[1:] != mtimes[:-1])
+            if not first.all():
+                paths = list(itertools.compress(paths, first.tolist()))
+                sizes, mtimes = sizes[first], mtimes[first]
+        seen = (paths, sizes.tolist(), mtimes.tolist())
+        skip = self.skipped
+        if len(skip):
+            skip = skip[skip["size"].astype(np.int64) >= 0]  # files, not the scan's problems
+        if len(skip) and len(skip) <= _FEW_SKIPPED:
+            # a few (a README, a DICOMDIR): each inserted at its place, no sort of all
+            # (were the indexed paths not sorted, the result could not equal a scan)
+            added = sorted(zip(skip["path"].tolist(), skip["size"].tolist(),
+                               skip["mtime"].tolist()))
+            for path, size, mtime in added:
+                at = bisect.bisect_left(seen[0], path)
+                seen[0].insert(at, path)
+                seen[1].insert(at, int(size))
+                seen[2].insert(at, int(mtime))
+        elif len(skip):
+            merged = [seen[k] + skip[c].tolist() for k, c in enumerate(("path", "size", "mtime"))]
+            merged[1] = [int(v) for v in merged[1]]
+            merged[2] = [int(v) for v in merged[2]]
+            order = sorted(range(len(merged[0])), key=merged[0].__getitem__)
+            paths, sizes_, mtimes_ = ([column[i] for i in order] for column in merged)
+            seen = (paths, sizes_, mtimes_)
+        return seen
+
     def refresh(self, *, progress: bool | None = None, workers: int | None = None,
                 scheduler: Any = None) -> dict:
         """Bring the index in line with the folder; read only new or changed files.
@@ -647,10 +759,16 @@ class Index:
             Counts ``{"added": .., "changed": .., "removed": .., "skipped": ..}``.
         """
         found = self.store.list_objects() if self.store is not None else scan_folder(self.root)
-        known = self._known()
-        on_disk = {f.path for f in found.files}
-        todo = [f for f in found.files if known.get(f.path) != (f.size, f.mtime)]
-        removed = set(known) - on_disk
+        todo: list[FileStat] = []
+        removed: set[str] = set()
+        known: dict[str, tuple[int, int]] = {}
+        if (found.paths, found.sizes, found.mtimes) != self._seen():
+            # something changed: find what, file by file
+            known = self._known()
+            files = found.files
+            on_disk = set(found.paths)
+            todo = [f for f in files if known.get(f.path) != (f.size, f.mtime)]
+            removed = set(known) - on_disk
         return self._apply(
             todo, removed, progress=progress, workers=workers, known=known, problems=found.problems,
             scheduler=scheduler

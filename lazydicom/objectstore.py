@@ -227,8 +227,7 @@ class ObjectStore:
             files.append(FileStat(rel, int(info.get("size") or 0), version_of(info)))
         if not files and not self._exists():
             raise DatabaseNotFoundError(f"No such folder or bucket: {self.url!r}")
-        files.sort(key=lambda f: f.path)
-        return Scan(files, problems)
+        return Scan.of(files, problems)
 
     def _exists(self) -> bool:
         try:

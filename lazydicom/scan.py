@@ -7,6 +7,7 @@ compares against to decide which headers to (re-)read.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,14 +34,32 @@ class FileStat(NamedTuple):
 class Scan(NamedTuple):
     """What a scan found: the files, and what it could not list, with the reason.
 
-    ``problems`` holds ``(path, reason)`` for folders that cannot be listed,
+    The files are three parallel lists, sorted by path: ``paths`` (relative,
+    POSIX), ``sizes`` and ``mtimes`` (ns); ``files`` gives them as
+    ``FileStat``. Parallel lists rather than one object per file: a scan of a
+    million files compares them with the index without creating a million
+    objects. ``problems`` holds ``(path, reason)`` for folders that cannot be listed,
     names that are not valid UTF-8 (shown with ``\\x..`` escapes), symbolic
     links to folders (not followed, they could loop) and entries that are not
     regular files; the index reports them in ``Database.skipped()``.
     """
 
-    files: list[FileStat]
+    paths: list[str]
+    sizes: list[int]
+    mtimes: list[int]
     problems: list[tuple[str, str]]
+
+    @property
+    def files(self) -> list[FileStat]:
+        """The files found, sorted by path."""
+        return list(map(FileStat, self.paths, self.sizes, self.mtimes))
+
+    @classmethod
+    def of(cls, files: list[FileStat], problems: list[tuple[str, str]]) -> Scan:
+        """The scan of ``files`` (any order) and ``problems``."""
+        files = sorted(files, key=lambda f: f.path)
+        return cls([f.path for f in files], [f.size for f in files],
+                   [f.mtime for f in files], problems)
 
 
 def _shown(name: str) -> str:
@@ -79,44 +98,29 @@ def scan_folder(root: str | os.PathLike) -> Scan:
         raise DatabaseNotFoundError(f"No such folder: {str(root)!r}")
     if not root.is_dir():
         raise NotADirectoryError(f"lazydicom.open expects a folder, {str(root)!r} is a file")
-    found: list[FileStat] = []
+    paths: list[str] = []
+    sizes: list[int] = []
+    mtimes: list[int] = []
     problems: list[tuple[str, str]] = []
-    stack = [(str(root), "")]
-    while stack:
-        folder, rel = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError as exc:
-            if not rel:
-                raise UnreadableFolderError(
-                    f"Cannot list the folder {str(root)!r} ({exc.strerror or exc}); "
-                    "check that you may read it"
-                ) from None
-            if not isinstance(exc, FileNotFoundError):  # else: removed while scanning
-                problems.append(
-                    (rel, f"cannot list this folder ({exc.strerror or exc}): its files are "
-                     "not indexed")
-                )
-            continue
+    # Depth first, each folder's entries in the order of their paths (a folder
+    # sorts as its name and "/"): the files come out sorted by path without
+    # sorting them all at the end. [(entries of a folder still to visit, its path)]
+    walk = [(_entries(str(root), "", problems), "")]
+    while walk:
+        entries, rel = walk[-1]
         for entry in entries:
             name = entry.name
             try:
-                name.encode("utf-8")
-            except UnicodeEncodeError:
-                # bytes that are not UTF-8 (os.fsdecode's surrogates): the index
-                # stores paths as text, so such a file cannot be indexed
-                problems.append(
-                    (f"{_shown(rel)}{_shown(name)}",
-                     "the name is not valid UTF-8: rename it to index it")
-                )
-                continue
-            try:
                 if entry.is_dir(follow_symlinks=False):
                     if name != INDEX_DIRNAME:
-                        stack.append((entry.path, f"{rel}{name}/"))
+                        sub = f"{rel}{name}/"
+                        walk.append((_entries(entry.path, sub, problems), sub))
+                        break  # its files come next; then the rest of this folder
                 elif entry.is_file():
                     st = entry.stat()
-                    found.append(FileStat(f"{rel}{name}", st.st_size, st.st_mtime_ns))
+                    paths.append(rel + name)
+                    sizes.append(st.st_size)
+                    mtimes.append(st.st_mtime_ns)
                 elif entry.is_symlink():
                     what = "a folder" if entry.is_dir() else "nothing (a broken link)"
                     problems.append(
@@ -128,6 +132,52 @@ def scan_folder(root: str | os.PathLike) -> Scan:
                 continue  # removed while scanning
             except OSError as exc:
                 problems.append((f"{rel}{name}", f"cannot read ({exc.strerror or exc})"))
-    found.sort(key=lambda f: f.path)
+        else:
+            walk.pop()
     problems.sort()
-    return Scan(found, problems)
+    return Scan(paths, sizes, mtimes, problems)
+
+
+def _order(entry: os.DirEntry) -> str:
+    """The key of an entry among its siblings: its name, and "/" for a folder."""
+    try:
+        return f"{entry.name}/" if entry.is_dir(follow_symlinks=False) else entry.name
+    except OSError:
+        return entry.name
+
+
+def _entries(folder: str, rel: str, problems: list[tuple[str, str]]) -> Iterator[os.DirEntry]:
+    """The entries of ``folder`` with UTF-8 names, in path order; the others in ``problems``."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = list(listing)
+    except OSError as exc:
+        if not rel:
+            raise UnreadableFolderError(
+                f"Cannot list the folder {folder!r} ({exc.strerror or exc}); "
+                "check that you may read it"
+            ) from None
+        if not isinstance(exc, FileNotFoundError):  # else: removed while scanning
+            problems.append(
+                (rel, f"cannot list this folder ({exc.strerror or exc}): its files are "
+                 "not indexed")
+            )
+        return iter(())
+    try:
+        "".join([e.name for e in entries]).encode("utf-8")
+    except UnicodeEncodeError:
+        # bytes that are not UTF-8 (os.fsdecode's surrogates): the index
+        # stores paths as text, so such a file cannot be indexed
+        named = []
+        for entry in entries:
+            try:
+                entry.name.encode("utf-8")
+                named.append(entry)
+            except UnicodeEncodeError:
+                problems.append(
+                    (f"{_shown(rel)}{_shown(entry.name)}",
+                     "the name is not valid UTF-8: rename it to index it")
+                )
+        entries = named
+    entries.sort(key=_order)
+    return iter(entries)

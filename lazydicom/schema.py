@@ -396,6 +396,43 @@ def _repeats(column: pa.ChunkedArray | pa.Array) -> bool:
     return n >= _DICTIONARY_ROWS and pc.count_distinct(column).as_py() <= n // 4
 
 
+def _shared_tuples(column: pa.ChunkedArray) -> np.ndarray | None:
+    """A list column of numbers whose values all have one length (2 or more) as an
+    object array of tuples (None where absent or empty), one tuple per distinct value.
+
+    The values of ``to_pylist`` without a tuple and floats per row: a million
+    rows of ImageOrientationPatient repeat a few values. None when the column
+    is not like that (other lengths, absent or NaN items): convert it row by row.
+    """
+    array = column.combine_chunks()
+    kind = array.type.value_type
+    if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
+        return None
+    lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy(zero_copy_only=False)
+    present = lengths > 0
+    if not present.any():
+        return None
+    width = int(lengths[present][0])
+    if width < 2 or (lengths[present] != width).any():
+        return None
+    flat = pc.list_flatten(array)
+    if flat.null_count or len(flat) != width * int(present.sum()):
+        return None
+    items = flat.to_numpy(zero_copy_only=False)
+    if items.dtype.kind == "f" and np.isnan(items).any():
+        return None  # NaN is not equal to itself: each row keeps its own tuple
+    rows = np.ascontiguousarray(items.reshape(-1, width))
+    # distinct by their bytes, so each row gets exactly its own values back (-0.0 too)
+    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * width))).ravel()
+    _, first, codes = np.unique(keys, return_index=True, return_inverse=True)
+    distinct = np.empty(len(first), dtype=object)
+    for j, i in enumerate(first.tolist()):
+        distinct[j] = tuple(rows[i].tolist())
+    out = np.full(len(lengths), None, dtype=object)
+    out[present] = distinct[codes.ravel()]
+    return out
+
+
 def from_arrow(table: pa.Table) -> pd.DataFrame:
     """The DataFrame of an index table (see the module docstring for the representation).
 
@@ -404,7 +441,7 @@ def from_arrow(table: pa.Table) -> pd.DataFrame:
     row a small integer code. Values, comparisons and grouping are those of
     the plain column.
     """
-    tuples: dict[str, list[Any]] = {}
+    tuples: dict[str, list[Any] | np.ndarray] = {}
     for i, field in enumerate(table.schema):
         if not (pa.types.is_list(field.type) or pa.types.is_large_list(field.type)):
             continue
@@ -415,8 +452,9 @@ def from_arrow(table: pa.Table) -> pd.DataFrame:
                 # every value single (the usual WindowCenter): a plain typed column
                 table = table.set_column(i, field.name, pc.list_element(column, 0))
                 continue
+            shared = _shared_tuples(column)
             # to_pylist is C-fast; pandas' own conversion of list columns is not
-            tuples[field.name] = [
+            tuples[field.name] = shared if shared is not None else [
                 None if not v else (v[0] if len(v) == 1 else tuple(v))
                 for v in column.to_pylist()
             ]
@@ -425,7 +463,14 @@ def from_arrow(table: pa.Table) -> pd.DataFrame:
     for i, field in enumerate(table.schema):
         if pa.types.is_string(field.type) and _repeats(table.column(i)):
             table = table.set_column(i, field.name, table.column(i).dictionary_encode())
-    df = table.to_pandas()
+    # A table of our own, released column by column as pandas fills (self_destruct):
+    # when the caller holds no reference to ``table``, each Arrow column's memory
+    # is freed once converted, so the two copies never coexist whole. The
+    # caller's table object itself stays valid either way.
+    column = None
+    table = pa.Table.from_arrays(table.columns, schema=table.schema)
+    df = table.to_pandas(self_destruct=True)
+    del table
     for name, values in tuples.items():
         column = pd.Series(values, index=df.index, dtype=object)
         if len(values) >= _DICTIONARY_ROWS and column.nunique(dropna=True) <= len(values) // 4:

@@ -338,3 +338,48 @@ def test_index_columns_changed_only_with_a_format_version_bump():
         "the index columns or their types changed: bump lazydicom.index.FORMAT_VERSION "
         f"and record {_schema_digest()!r} for it in _SCHEMA_DIGESTS"
     )
+
+
+def test_scan_lists_files_in_path_order(tmp_path):
+    # the walk emits each folder's entries in path order (a folder sorts as
+    # "name/"), which must equal sorting every path, for names around "/"
+    for rel in ["a.b", "a-b/x", "a/y", "a/z/1", "ab", "a b", "A", "é", "zz/a/b/c", "zz/a.c",
+                "zz/a-/d", "a/.lazydicom/q"]:
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(rel)
+    (tmp_path / "empty").mkdir()
+    found = lazydicom.scan.scan_folder(tmp_path)
+    assert found.paths == sorted(found.paths)
+    assert found.paths == ["A", "a b", "a-b/x", "a.b", "a/y", "a/z/1", "ab", "zz/a-/d",
+                           "zz/a.c", "zz/a/b/c", "é"]
+    assert [f.path for f in found.files] == found.paths
+    assert found.sizes == [len(p.encode()) for p in found.paths]
+
+
+@pytest.mark.parametrize("few_skipped", [0, 64], ids=["skipped-sorted-in", "skipped-inserted"])
+def test_reopen_of_an_unchanged_folder_reads_nothing_and_sees_each_change(tmp_path, monkeypatch,
+                                                                         few_skipped):
+    monkeypatch.setattr(lazydicom.index, "_FEW_SKIPPED", few_skipped)
+    write_series(tmp_path / "s", {"InstanceNumber": [1, 2, 3]}, (6, 4))
+    write_enhanced_mr(tmp_path / "mf.dcm", {"FlipAngle": [5, 10, 15, 20]}, (6, 4))
+    junk = write_junk(tmp_path / "junk")
+    with pytest.warns(lazydicom.SkippedFilesWarning):
+        n = len(lazydicom.open(tmp_path, progress=False).index.table)
+
+    def per_file(self):
+        raise AssertionError("an unchanged folder is compared without a dict per file")
+
+    with monkeypatch.context() as m:
+        m.setattr(Index, "_known", per_file)
+        counts = Index(tmp_path).refresh(progress=False)  # from the loaded Arrow table
+        assert counts == {"added": 0, "changed": 0, "removed": 0, "skipped": 0}
+        index = Index(tmp_path)
+        assert len(index.table) == n
+        assert index.refresh(progress=False)["changed"] == 0  # from the pandas table
+    for path in (tmp_path / "mf.dcm", junk["text"]):  # a multi-frame file, a skipped one
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    with pytest.warns(lazydicom.SkippedFilesWarning):
+        counts = Index(tmp_path).refresh(progress=False)
+    assert counts["changed"] == 2 and counts["added"] == 0 and counts["removed"] == 0
