@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -63,6 +64,7 @@ FORMATS = [
     pytest.param(ExplicitVRLittleEndian, "uint16", 12, id="explicit-le-u16-12bit"),
     pytest.param(ExplicitVRLittleEndian, "uint32", None, id="explicit-le-u32"),
     pytest.param(ImplicitVRLittleEndian, "int32", None, id="implicit-le-i32"),
+    pytest.param(DeflatedExplicitVRLittleEndian, "int16", 12, id="deflated-i16-12bit"),
     pytest.param(RLELossless, "uint16", None, id="rle-u16"),
     pytest.param(RLELossless, "int16", None, id="rle-i16"),
     pytest.param(JPEGLSLossless, "uint16", None, id="jpegls-u16"),
