@@ -609,20 +609,9 @@ class WebIndex(Index):
     def ensure(self, names: Iterable[str | int | Attribute], paths: Any = None) -> list[str]:
         """Columns for ``names``; attributes not indexed yet are read from the series
         metadata of the instances in ``paths`` (all by default), then kept."""
-        attrs = [n if isinstance(n, Attribute) else resolve(n) for n in names]
-        columns = [a.column for a in attrs]
-        missing = [a for a in attrs if not a.derived and (
-            a.column not in self.table.columns or a.column in self.extra)]
-        if not missing or not len(self.table):
-            for a in missing:
-                self.extra.setdefault(a.column, set())
-            for a in attrs:
-                if a.column not in self.table.columns:
-                    self.table[a.column] = None
+        columns, missing, wanted_paths = self._to_read(names, paths)
+        if not missing:
             return columns
-        if callable(paths):
-            paths = paths()
-        wanted_paths = set(self.table["path"]) if paths is None else set(paths)
         todo_paths = {p for p in wanted_paths
                       if any(p not in self.extra.get(a.column, set()) for a in missing)}
         if not todo_paths:

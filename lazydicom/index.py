@@ -886,6 +886,32 @@ class Index:
 
     # -- on-demand columns ---------------------------------------------------------
 
+    def _to_read(
+        self,
+        names: Iterable[str | int | Attribute],
+        paths: Iterable[str] | Callable[[], Iterable[str]] | None,
+    ) -> tuple[list[str], list[Attribute], set[str]]:
+        """What ``ensure`` must read: ``(columns, missing attributes, paths)``.
+
+        Nothing is missing (an empty list) when every column is there, or when
+        the index is empty: then the new attributes are only recorded, to be
+        read for every file indexed from now on, and absent columns added.
+        """
+        attrs = [n if isinstance(n, Attribute) else resolve(n) for n in names]
+        columns = [a.column for a in attrs]
+        missing = [a for a in attrs if not a.derived and a.column not in self.table.columns]
+        missing += [a for a in attrs if a.column in self.extra and a not in missing]
+        if not missing or not len(self.table):
+            for a in missing:  # read for every file indexed from now on
+                self.extra.setdefault(a.column, set())
+            for a in attrs:
+                if a.column not in self.table.columns:
+                    self.table[a.column] = None
+            return columns, [], set()
+        if callable(paths):
+            paths = paths()
+        return columns, missing, set(self.table["path"]) if paths is None else set(paths)
+
     def ensure(
         self,
         names: Iterable[str | int | Attribute],
@@ -901,20 +927,9 @@ class Index:
         since it was indexed is indexed again first, so its values never mix
         two versions of the file.
         """
-        attrs = [n if isinstance(n, Attribute) else resolve(n) for n in names]
-        columns = [a.column for a in attrs]
-        missing = [a for a in attrs if not a.derived and a.column not in self.table.columns]
-        missing += [a for a in attrs if a.column in self.extra and a not in missing]
-        if not missing or not len(self.table):
-            for a in missing:  # read for every file indexed from now on
-                self.extra.setdefault(a.column, set())
-            for a in attrs:
-                if a.column not in self.table.columns:
-                    self.table[a.column] = None
+        columns, missing, paths = self._to_read(names, paths)
+        if not missing:
             return columns
-        if callable(paths):
-            paths = paths()
-        paths = set(self.table["path"]) if paths is None else set(paths)
         todo: dict[str, list[Attribute]] = {}
         for a in missing:
             done = self.extra.get(a.column, set())
