@@ -224,10 +224,16 @@ class DicomFrames:
             block = block[tuple(0 if d else builtins_slice(None) for d in drop)]
         return block
 
-    def _read_cells(self, cells: np.ndarray) -> np.ndarray:
-        """A Fortran-ordered ``(x, y, *cells.shape[, 3])`` block of these cells."""
+    def _read_cells(self, cells: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """A Fortran-ordered ``(x, y, *cells.shape[, 3])`` block of these cells.
+
+        ``out``: an array of that shape, dtype and order to read into.
+        """
         shape = self.frame_shape[:2] + cells.shape + self.frame_shape[2:]
-        out = np.empty(shape, dtype=self.dtype, order="F")
+        if out is None:
+            out = np.empty(shape, dtype=self.dtype, order="F")
+        elif out.shape != shape or out.dtype != self.dtype or not out.flags.f_contiguous:
+            raise ValueError(f"out must be a Fortran-ordered {shape} {self.dtype} array")
         slots = out.reshape(*self.frame_shape[:2], -1, *self.frame_shape[2:], order="F")
         read_frames(self.table, cells.reshape(-1, order="F"), slots,
                     fill_value=self.fill_value, rescale=self.rescale, cache=self.cache)

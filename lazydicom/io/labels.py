@@ -164,8 +164,9 @@ def cell_labels(table: pd.DataFrame, frames: DicomFrames
     attrs["empty_cells"] = int((cells < 0).sum())
     if "ImagePositionPatient" in rows.columns and "ImagePositionPatient" not in dims:
         positions = np.full(cells.shape + (3,), np.nan)
+        values = rows["ImagePositionPatient"].tolist()  # one list, not an iloc per cell
         for index in zip(*np.nonzero(cells >= 0)):
-            value = rows["ImagePositionPatient"].iloc[int(cells[index])]
+            value = values[int(cells[index])]
             if isinstance(value, tuple | list) and len(value) == 3:
                 positions[index] = value
         if not np.isnan(positions).all():

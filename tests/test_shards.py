@@ -1,0 +1,143 @@
+"""Whole-shard writes (lazydicom.io.shards) against zarr's own writes of the same data.
+
+The reference is zarr itself: the same block written through ``arr[...] =``
+into an array of the same metadata must give byte-identical shard files, and
+zarr must read back exactly the block.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+zarr = pytest.importorskip("zarr")
+
+from zarr.codecs import BloscCodec, ShardingCodecIndexLocation, ZstdCodec  # noqa: E402
+
+from lazydicom.io.shards import ShardWriter  # noqa: E402
+
+
+def _files(root: str) -> dict[str, bytes]:
+    out = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            if name != "zarr.json":
+                path = os.path.join(folder, name)
+                with open(path, "rb") as f:
+                    out[os.path.relpath(path, root)] = f.read()
+    return out
+
+
+LAYOUTS = [
+    # shape, inner chunk, shard, dtype, compressor
+    pytest.param((12, 16, 8), (1, 16, 8), (4, 16, 8), "int16",
+                 BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"), id="frames-lz4"),
+    pytest.param((10, 16, 8), (1, 16, 8), (4, 16, 8), "int16",
+                 BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"), id="edge-shard"),
+    pytest.param((3, 5, 7, 6, 4), (1, 1, 1, 6, 4), (1, 2, 3, 6, 4), "float32",
+                 ZstdCodec(level=1), id="3-dims-zstd-two-edges"),
+    pytest.param((3, 4, 6, 5), (1, 1, 6, 5), (1, 4, 6, 5), "uint8", None, id="rgb-none"),
+    pytest.param((9, 4, 4), (1, 4, 4), (9, 4, 4), ">u2",
+                 BloscCodec(cname="zstd", clevel=1, shuffle="bitshuffle"), id="big-endian"),
+]
+
+
+@pytest.mark.parametrize("index_location", ["end", "start"])
+@pytest.mark.parametrize(("shape", "inner", "shard", "dtype", "compressor"), LAYOUTS)
+def test_whole_shards_equal_zarrs_own_bytes_and_read_back(tmp_path, shape, inner, shard, dtype,
+                                                          compressor, index_location):
+    data = np.random.default_rng(7).integers(0, 200, size=shape).astype(dtype)
+
+    def make(name: str):
+        return zarr.create_array(
+            str(tmp_path / name), shape=shape, dtype=dtype, chunks=inner, shards=shard,
+            compressors=compressor, fill_value=0, config={"write_empty_chunks": True},
+            serializer="auto" if index_location == "end" else zarr.codecs.BytesCodec())
+
+    reference, ours = make("zarr.zarr"), make("ours.zarr")
+    if index_location == "start":  # rebuild both with the index first
+        for name in ("zarr.zarr", "ours.zarr"):
+            zarr.create_array(
+                str(tmp_path / name), shape=shape, dtype=dtype, overwrite=True,
+                chunks=shard, compressors=None, fill_value=0,
+                serializer=zarr.codecs.ShardingCodec(
+                    chunk_shape=inner,
+                    codecs=[zarr.codecs.BytesCodec(), *([compressor] if compressor else [])],
+                    index_location=ShardingCodecIndexLocation.start),
+                config={"write_empty_chunks": True})
+        reference = zarr.open_array(str(tmp_path / "zarr.zarr"), mode="r+")
+        ours = zarr.open_array(str(tmp_path / "ours.zarr"), mode="r+")
+    reference[...] = data
+
+    writer = ShardWriter.for_array(ours)
+    assert writer is not None  # this zarr has the synchronous codecs: the fast path is taken
+    where = tuple(slice(0, n) for n in shape)
+    assert writer.covers(where, data.shape)
+    writer.write(data, where)
+
+    assert _files(str(tmp_path / "ours.zarr")) == _files(str(tmp_path / "zarr.zarr"))
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "ours.zarr"))[...], data)
+
+
+def test_a_region_of_whole_shards_is_written_alone(tmp_path):
+    """Writing one shard region leaves the others absent (fill value) and is read back."""
+    data = np.arange(12 * 4 * 4, dtype=np.int32).reshape(12, 4, 4)
+    arr = zarr.create_array(str(tmp_path / "a.zarr"), shape=data.shape, dtype="int32",
+                            chunks=(1, 4, 4), shards=(4, 4, 4), fill_value=-1)
+    writer = ShardWriter.for_array(arr)
+    where = (slice(4, 8), slice(None), slice(None))
+    assert writer.covers(where, (4, 4, 4))
+    writer.write(data[4:8], where)
+    back = zarr.open_array(str(tmp_path / "a.zarr"))[...]
+    np.testing.assert_array_equal(back[4:8], data[4:8])
+    assert (back[:4] == -1).all() and (back[8:] == -1).all()
+
+
+def test_regions_that_are_not_whole_shards_are_declined(tmp_path):
+    arr = zarr.create_array(str(tmp_path / "a.zarr"), shape=(10, 4, 4), dtype="int16",
+                            chunks=(1, 4, 4), shards=(4, 4, 4), fill_value=0)
+    writer = ShardWriter.for_array(arr)
+    assert not writer.covers((slice(2, 6), slice(None), slice(None)), (4, 4, 4))  # unaligned
+    assert not writer.covers((slice(0, 3), slice(None), slice(None)), (3, 4, 4))  # part
+    assert writer.covers((slice(8, 10), slice(None), slice(None)), (2, 4, 4))  # the edge shard
+
+
+def test_arrays_it_cannot_write_exactly_get_none(tmp_path):
+    unsharded = zarr.create_array(str(tmp_path / "u.zarr"), shape=(4, 4), dtype="int16",
+                                  chunks=(1, 4))
+    assert ShardWriter.for_array(unsharded) is None
+    filtered = zarr.create_array(str(tmp_path / "f.zarr"), shape=(4, 4), dtype="int16",
+                                 chunks=(1, 4), shards=(2, 4),
+                                 filters=[zarr.codecs.TransposeCodec(order=(1, 0))])
+    assert ShardWriter.for_array(filtered) is None
+
+
+@pytest.mark.parametrize("colour", [False, True], ids=["grey", "rgb"])
+def test_write_shard_takes_the_whole_shard_path_for_lazydicoms_layout(tmp_path, monkeypatch,
+                                                                     colour):
+    """Every shard of extract's layout goes through ShardWriter, none through arr[...]."""
+    import lazydicom
+    from lazydicom.io import zarr as lzarr
+    from tests.synthetic import expected_ndarray, write_series
+
+    coords = {"SliceLocation": [3.0, 1.0, 2.0, 0.0, 4.0], "EchoTime": [5.0, 9.0]}
+    samples, dtype = (3, "uint8") if colour else (1, "uint16")
+    write_series(tmp_path / "dicom", coords, (6, 4), samples_per_pixel=samples, dtype=dtype)
+    (series,) = lazydicom.open(tmp_path / "dicom", progress=False).series()
+    frames = series.frames(list(coords))
+    target = lzarr.create(frames, str(tmp_path / "out.zarr"),
+                          shard_bytes=frames.frame_nbytes * 2)  # 2 frames per shard, an edge
+    written = []
+    real = ShardWriter.write
+    monkeypatch.setattr(ShardWriter, "write",
+                        lambda self, block, where: written.append(where) or
+                        real(self, block, where))
+    regions = list(target.regions(frames.grid.shape))
+    for region in regions:
+        lzarr.write_shard(frames, target, region)
+    assert len(written) == len(regions)
+    back = zarr.open_array(str(tmp_path / "out.zarr"), path="pixels")[...]
+    expected = expected_ndarray(coords, (6, 4), samples_per_pixel=samples, dtype=dtype)
+    np.testing.assert_array_equal(back.T, expected)
