@@ -197,3 +197,21 @@ def test_help_documents_every_command(command):
     if not command:
         for name in ("index", "array", "extract"):
             assert name in proc.stdout
+
+
+def test_the_command_exits_quickly_with_its_output_and_status_intact(tmp_path):
+    """``python -m lazydicom`` ends with os._exit after main(): what it printed
+    (piped, so block-buffered) arrives whole, and the exit status is main()'s."""
+    from tests.synthetic import write_series
+
+    write_series(tmp_path / "dicom", {"SliceLocation": [1.0, 2.0, 3.0]}, (6, 4))
+    out = tmp_path / "out.zarr"
+    proc = subprocess.run([sys.executable, "-m", "lazydicom", "extract", str(tmp_path / "dicom"),
+                           str(out), "--dims", "SliceLocation"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"{out}: 1 series written (3 frames), 0 already complete " \
+                          "(skipped), 0 failed\n"
+    bad = subprocess.run([sys.executable, "-m", "lazydicom", "index", str(tmp_path / "none")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and bad.stderr.startswith("lazydicom: error: ")
