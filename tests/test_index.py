@@ -357,6 +357,60 @@ def test_scan_lists_files_in_path_order(tmp_path):
     assert found.sizes == [len(p.encode()) for p in found.paths]
 
 
+def _tricky_tree(root: Path) -> None:
+    """Names around "/" in sort order, files at every level, deep and empty folders,
+    links, a .lazydicom folder, a name that is not UTF-8."""
+    for rel in ["a.b", "a-b/x", "a/y", "a/z/1", "ab", "a b", "A", "é", "zz/a/b/c", "zz/a.c",
+                "zz/a-/d", "a/.lazydicom/q", "d1/d2/d3/d4/f", "d1/d2/g", "d1/h",
+                *(f"many/{i:02d}/{j}" for i in range(12) for j in range(3))]:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(rel)
+    (root / "empty").mkdir()
+    (root / "many" / "05" / "empty").mkdir()
+    os.symlink(root / "a", root / "many" / "link-to-folder")
+    os.symlink(root / "ab", root / "d1" / "link-to-file")
+    os.symlink(root / "gone", root / "d1" / "d2" / "broken")
+    (root / os.fsdecode(b"many/07/bad-\xff")).write_text("x")
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_a_scan_in_worker_processes_equals_the_walk_in_one(tmp_path, workers):
+    from lazydicom.scan import scan_folder
+    from lazydicom.workers import process_pool
+
+    _tricky_tree(tmp_path)
+    serial = scan_folder(tmp_path)
+    assert serial.paths == sorted(serial.paths)  # the independent reference: sorted()
+    assert "d1/link-to-file" in serial.paths and "many/07/bad-\\xff" not in serial.paths
+    assert {p for p, _ in serial.problems} >= {"many/link-to-folder", "d1/d2/broken",
+                                               "many/07/bad-\\xff"}
+    with process_pool(workers) as pool:
+        parallel = scan_folder(tmp_path, pool)
+    assert parallel == serial
+
+
+def test_refresh_of_a_large_index_scans_in_workers_and_sees_each_change(tmp_path, monkeypatch):
+    """Above _PARALLEL_SCAN_MIN rows the walk runs in a process pool: same refresh counts."""
+    files = [write_series(tmp_path / f"s{k}", {"InstanceNumber": [1, 2, 3]}, (6, 4),
+                          series_number=k + 1) for k in range(3)]
+    lazydicom.open(tmp_path, progress=False)
+    monkeypatch.setattr(lazydicom.index, "_PARALLEL_SCAN_MIN", 1)
+    pools = []
+    real = lazydicom.index.start_scan
+    monkeypatch.setattr(lazydicom.index, "start_scan",
+                        lambda root, pool=None: pools.append(pool) or real(root, pool))
+    assert Index(tmp_path).refresh(progress=False, workers=2) == {
+        "added": 0, "changed": 0, "removed": 0, "skipped": 0}
+    st = files[0][0].stat()
+    os.utime(files[0][0], ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    files[1][0].unlink()
+    write_series(tmp_path / "s3", {"InstanceNumber": [1, 2]}, (6, 4), series_number=9)
+    counts = Index(tmp_path).refresh(progress=False, workers=2)
+    assert counts == {"added": 2, "changed": 1, "removed": 1, "skipped": 0}
+    assert len(pools) == 2 and all(p is not None for p in pools)
+
+
 @pytest.mark.parametrize("few_skipped", [0, 64], ids=["skipped-sorted-in", "skipped-inserted"])
 def test_reopen_of_an_unchanged_folder_reads_nothing_and_sees_each_change(tmp_path, monkeypatch,
                                                                          few_skipped):
