@@ -140,12 +140,23 @@ def start_scan(root: str | os.PathLike, pool: Executor | None = None) -> Callabl
         frontier = folders
         if len(folders) >= 4 * workers or depth == 2 or not folders:
             break
-    futures = {rel: (folder, pool.submit(_walk, folder, rel)) for folder, rel in frontier}
+    # a few tasks per worker, each walking a run of folders: a task costs
+    # about 0.5 ms of submitting and pickling, so not one per folder
+    per_task = max(1, -(-len(frontier) // (4 * workers)))
+    batches = [frontier[i : i + per_task] for i in range(0, len(frontier), per_task)]
+    futures = [(batch, pool.submit(_walk_many, batch)) for batch in batches]
 
     def finish() -> Scan:
+        walked: dict[str, Scan] = {}
+        for batch, future in futures:
+            try:
+                parts = future.result()
+            except (BrokenExecutor, OSError):  # a worker died: walk that part here
+                parts = _walk_many(batch)
+            walked.update(zip((rel for _, rel in batch), parts))
         # runs in path order: a file's key is its path, a folder's its path and "/"
         runs = sorted([(p, (p, z, m)) for p, z, m in zip(files.paths, files.sizes, files.mtimes)]
-                      + [(rel, rel) for rel in futures])
+                      + [(rel, rel) for rel in walked])
         out = Scan([], [], [], files.problems)
         for key, unit in runs:
             if isinstance(unit, tuple):
@@ -153,11 +164,7 @@ def start_scan(root: str | os.PathLike, pool: Executor | None = None) -> Callabl
                 out.sizes.append(unit[1])
                 out.mtimes.append(unit[2])
                 continue
-            folder, future = futures[key]
-            try:
-                part = future.result()
-            except (BrokenExecutor, OSError):  # a worker died: walk that part here
-                part = _walk(folder, key)
+            part = walked[key]
             out.paths.extend(part.paths)
             out.sizes.extend(part.sizes)
             out.mtimes.extend(part.mtimes)
@@ -186,6 +193,11 @@ def _file(entry: os.DirEntry, rel: str, into: Scan) -> None:
         pass  # removed while scanning
     except OSError as exc:
         into.problems.append((f"{rel}{name}", f"cannot read ({exc.strerror or exc})"))
+
+
+def _walk_many(folders: list[tuple[str, str]]) -> list[Scan]:
+    """``_walk`` of each ``(folder, rel)``: one pool task."""
+    return [_walk(folder, rel) for folder, rel in folders]
 
 
 def _walk(folder: str, rel: str) -> Scan:
