@@ -548,11 +548,15 @@ def check_index(table: pa.Table, extra: Iterable[str]) -> None:
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise SchemaError(f"row {row} ({table.column('path')[row]}) has {what}")
-    # rows are saved sorted by (path, FrameNumber): each file's rows together,
-    # frame numbers increasing within a file, so no frame is listed twice
-    files = pc.dictionary_encode(table.column("path")).combine_chunks().indices.to_numpy()
-    step = np.diff(files.astype(np.int64))
-    if ((step != 0) & (step != 1)).any() or (np.diff(number)[step == 0] <= 0).any():
+    # rows are saved sorted by (path, FrameNumber): paths never decrease (UTF-8
+    # bytes compare as code points, as the scan sorts), frame numbers increase
+    # within a file, so no frame is listed twice. (Comparing neighbours: the
+    # dictionary encoding this used was 0.23 s of a 1M-row reopen.)
+    paths = table.column("path").combine_chunks()
+    before, after = paths.slice(0, len(paths) - 1), paths.slice(1)
+    same = pc.equal(before, after).to_numpy(zero_copy_only=False)
+    if (not pc.all(pc.less_equal(before, after)).as_py()
+            or (np.diff(number)[same] <= 0).any()):
         raise SchemaError("a frame is listed twice, or the rows are not in order")
 
 

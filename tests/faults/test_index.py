@@ -105,6 +105,9 @@ DAMAGE = {
     "table/duplicate-rows": lambda r: corpus.rewrite_table(
         r / ".lazydicom", "index", lambda t: pa.concat_tables([t, t])
     ),
+    "table/rows-reversed": lambda r: corpus.rewrite_table(
+        r / ".lazydicom", "index", lambda t: t.take(pa.array(range(t.num_rows - 1, -1, -1)))
+    ),
     # the table of skipped files
     "skipped/missing": lambda r: corpus.data_file(r / ".lazydicom", "skipped").unlink(),
     "skipped/bit-flip": lambda r: corpus.flip_bit(corpus.data_file(r / ".lazydicom", "skipped")),
@@ -154,6 +157,7 @@ DAMAGED = cases(
             "(checksum updated)",
             "table/path-outside": "paths that leave the folder (checksum updated)",
             "table/duplicate-rows": "every frame listed twice (checksum updated)",
+            "table/rows-reversed": "the rows in reverse path order (checksum updated)",
             "skipped/missing": "the skipped-files table's file is missing",
             "skipped/bit-flip": "one bit flipped in the skipped-files table",
             "skipped/other-columns": "a skipped-files table without its reason column "
