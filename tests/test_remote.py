@@ -555,3 +555,29 @@ def test_cli_reads_the_standard_aws_variables(s3, tmp_path):
     assert bad.returncode == 1
     assert bad.stderr.startswith("lazydicom: error:") and "s3://nope/x" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_zarr_output_into_a_bucket_is_written_in_whole_shards(s3, tmp_path, monkeypatch):
+    """to_zarr into an S3 store: each shard is one PUT through the store, read back by zarr."""
+    import zarr
+    from zarr.storage import FsspecStore
+
+    from lazydicom.io.shards import ShardWriter
+
+    coords = {"SliceLocation": [3.0, 1.0, 2.0, 5.0, 4.0]}
+    write_series(tmp_path / "dicom", coords, (6, 4), rescale=(2.0, -1024.0), dtype="int16")
+    (series,) = lazydicom.open(tmp_path / "dicom", progress=False).series()
+    s3.client.create_bucket(Bucket="zarr-out")
+    store = FsspecStore.from_url("s3://zarr-out/one.zarr", storage_options=s3.options)
+    shards = []
+    real = ShardWriter.write
+    monkeypatch.setattr(ShardWriter, "write",
+                        lambda self, block, where: shards.append(where) or
+                        real(self, block, where))
+    series.to_zarr(store, ("SliceLocation",), shard_bytes=6 * 4 * 2 * 2)  # 2 frames a shard
+    assert len(shards) == 3  # 2 + 2 + the edge shard of 1
+    stored = zarr.open_array(store, path="pixels", mode="r")
+    assert stored.attrs["scale_factor"] == 2.0 and stored.attrs["add_offset"] == -1024.0
+    values = stored[...].T * 2.0 - 1024.0
+    np.testing.assert_array_equal(
+        values, expected_ndarray(coords, (6, 4), dtype="int16", rescale=(2.0, -1024.0)))

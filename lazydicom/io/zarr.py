@@ -269,7 +269,7 @@ def write_shard(frames: DicomFrames, target: ZarrTarget, region: tuple[slice, ..
 
 
 class _BufferPool:
-    """Shard-sized byte buffers reused across write tasks, at most one per core kept.
+    """Shard-sized byte buffers reused across write tasks (at most ``keep`` kept).
 
     Written by hand because the cost it avoids is the kernel's, not Python's:
     every fresh 16 MiB numpy array is new pages, and first-touch page faults
@@ -304,7 +304,8 @@ class _BufferPool:
                     free.pop(min(range(len(free)), key=lambda i: free[i].nbytes))
 
 
-_BUFFERS = _BufferPool(keep=os.cpu_count() or 1)
+# one per writer thread up to 4: at most 64 MiB held once writing is done
+_BUFFERS = _BufferPool(keep=min(os.cpu_count() or 1, 4))
 
 
 def to_zarr(
