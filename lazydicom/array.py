@@ -54,7 +54,7 @@ from .errors import (
 )
 from .grid import Grid
 from .pixels import FrameCacheLike, FrameSource, FrameTable, PixelFormat, read_frames
-from .workers import process_pool
+from .workers import process_pool, processes_allowed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -274,6 +274,10 @@ class DicomFrames:
         step = int(frames_per_task)
         starts = range(0, len(flat), step)
         if scheduler == "processes":
+            if not processes_allowed():
+                raise InvalidArgumentError(
+                    "scheduler='processes' cannot start worker processes here: this is a "
+                    "daemonic process (e.g. a multiprocessing.Pool worker); use 'threads'")
             with process_pool(num_workers) as pool:
                 futures = {
                     pool.submit(self._read_cells, flat[s : s + step]): s for s in starts

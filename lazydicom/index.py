@@ -58,7 +58,7 @@ from .header import HeaderError, read_attributes, read_header, read_header_at
 from .objectstore import ObjectStore
 from .scan import INDEX_DIRNAME, FileStat, scan_folder, start_scan
 from .tags import Attribute, resolve
-from .workers import process_pool
+from .workers import process_pool, processes_allowed
 
 __all__ = ["Index", "FORMAT_VERSION", "read_files", "read_objects", "default_location",
            "remote_location"]
@@ -265,7 +265,7 @@ def read_files(
     rows: list[pd.DataFrame] = []
     skipped: list[dict[str, Any]] = []
     try:
-        if workers <= 1 or len(todo) < _PARALLEL_MIN_FILES:
+        if workers <= 1 or len(todo) < _PARALLEL_MIN_FILES or not processes_allowed():
             for start in range(0, len(todo), _CHUNK):
                 part = todo[start : start + _CHUNK]
                 r, s = _read_files(root, part, extra)
@@ -769,7 +769,8 @@ class Index:
         """
         if self.store is not None:
             found, seen = self.store.list_objects(), self._seen()
-        elif self._rows() >= _PARALLEL_SCAN_MIN and (workers or os.cpu_count() or 1) > 1:
+        elif (self._rows() >= _PARALLEL_SCAN_MIN and (workers or os.cpu_count() or 1) > 1
+              and processes_allowed()):
             # a large folder: worker processes stat its sub-folders while this
             # process makes the index's own lists to compare with
             with process_pool(workers) as pool:

@@ -29,10 +29,20 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-__all__ = ["process_pool"]
+__all__ = ["process_pool", "processes_allowed"]
 
 _PR_SET_PDEATHSIG = 1
 _POLL_SECONDS = 1.0
+
+
+def processes_allowed() -> bool:
+    """Whether this process may start worker processes.
+
+    A daemonic process may not (Python refuses with an AssertionError): the
+    workers of a ``multiprocessing.Pool`` are daemonic, so a user mapping
+    ``lazydicom.open`` over folders with one must get the serial path.
+    """
+    return not multiprocessing.current_process().daemon
 
 
 def process_pool(

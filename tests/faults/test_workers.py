@@ -15,6 +15,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.faults.catalog import cases
@@ -145,3 +146,62 @@ def test_process_pool_runs_tasks():
 
     with process_pool(2) as pool:
         assert sorted(pool.map(abs, [-2, -1, 3])) == [1, 2, 3]
+
+
+DAEMONIC = cases(
+    7,
+    "correct",
+    {
+        "workers/inside-a-multiprocessing-pool": "lazydicom.open (a cold index of 120 files, "
+        "then a reopen with the folder walked by a pool) and a read inside a worker of a "
+        "multiprocessing.Pool, which may not start processes (it was an AssertionError)",
+    },
+)
+
+
+def _open_in_pool_worker(folder: str) -> tuple:
+    import lazydicom.index
+
+    db = lazydicom.open(folder, progress=False)  # 120 files: the header pool's size
+    cold = len(db.table())
+    lazydicom.index._PARALLEL_SCAN_MIN = 1  # and the pooled stat walk
+    db = lazydicom.open(folder, progress=False)
+    (series,) = db.series()
+    return cold, len(db.table()), series.numpy(("InstanceNumber",))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
+@pytest.mark.parametrize("kind", DAEMONIC)
+def test_open_inside_a_multiprocessing_pool_worker(kind, tmp_path):
+    import multiprocessing
+
+    from tests.synthetic import expected_ndarray, write_series
+
+    coords = {"InstanceNumber": list(range(1, 121))}
+    write_series(tmp_path / "dicom", coords, (6, 4))
+    with multiprocessing.get_context("fork").Pool(1) as pool:  # its workers are daemonic
+        cold, reopened, array = pool.apply(_open_in_pool_worker, (str(tmp_path / "dicom"),))
+    assert cold == reopened == 120
+    np.testing.assert_array_equal(array, expected_ndarray(coords, (6, 4)))
+
+
+def test_processes_scheduler_inside_a_daemonic_process_is_a_clear_error(tmp_path):
+    import multiprocessing
+
+    from tests.synthetic import write_series
+
+    write_series(tmp_path / "dicom", {"InstanceNumber": [1, 2]}, (6, 4))
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        message = pool.apply(_read_with_processes, (str(tmp_path / "dicom"),))
+    assert "daemonic" in message and "'threads'" in message
+
+
+def _read_with_processes(folder: str) -> str:
+    import lazydicom
+
+    (series,) = lazydicom.open(folder, progress=False).series()
+    try:
+        series.frames(("InstanceNumber",)).read(scheduler="processes")
+    except lazydicom.errors.InvalidArgumentError as exc:
+        return str(exc)
+    return "no error"
