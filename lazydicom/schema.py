@@ -555,7 +555,7 @@ def check_index(table: pa.Table, extra: Iterable[str]) -> None:
     paths = table.column("path").combine_chunks()
     before, after = paths.slice(0, len(paths) - 1), paths.slice(1)
     same = pc.equal(before, after).to_numpy(zero_copy_only=False)
-    if (not pc.all(pc.less_equal(before, after)).as_py()
+    if (not pc.all(pc.less_equal(before, after), min_count=0).as_py()
             or (np.diff(number)[same] <= 0).any()):
         raise SchemaError("a frame is listed twice, or the rows are not in order")
 

@@ -437,3 +437,16 @@ def test_reopen_of_an_unchanged_folder_reads_nothing_and_sees_each_change(tmp_pa
     with pytest.warns(lazydicom.SkippedFilesWarning):
         counts = Index(tmp_path).refresh(progress=False)
     assert counts["changed"] == 2 and counts["added"] == 0 and counts["removed"] == 0
+
+
+@pytest.mark.parametrize("files", [1, 2])
+def test_reopening_a_folder_of_one_or_two_frames_warns_of_nothing(tmp_path, files):
+    """The index check compares neighbouring rows: one row has none (was a 'damaged' index)."""
+    import warnings
+
+    write_series(tmp_path, {"InstanceNumber": list(range(1, files + 1))}, (6, 4))
+    lazydicom.open(tmp_path, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        db = lazydicom.open(tmp_path, progress=False)
+    assert len(db.table()) == files
