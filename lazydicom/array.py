@@ -54,7 +54,7 @@ from .errors import (
 )
 from .grid import Grid
 from .pixels import FrameCacheLike, FrameSource, FrameTable, PixelFormat, read_frames
-from .workers import process_pool, processes_allowed
+from .workers import process_pool, processes_allowed, thread_pool
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -294,9 +294,12 @@ class DicomFrames:
         tasks = {("lazydicom-read", s): (task, s) for s in starts}
         if scheduler == "threads":
             from dask.threaded import get
+
+            get(tasks, list(tasks), pool=thread_pool(num_workers))
         else:
-            from dask.local import get_sync as get
-        get(tasks, list(tasks), **({"num_workers": num_workers} if num_workers else {}))
+            from dask.local import get_sync
+
+            get_sync(tasks, list(tasks))
         return out
 
     # -- dask -----------------------------------------------------------------

@@ -26,13 +26,47 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
-__all__ = ["process_pool", "processes_allowed"]
+__all__ = ["process_pool", "processes_allowed", "thread_pool"]
 
 _PR_SET_PDEATHSIG = 1
 _POLL_SECONDS = 1.0
+
+
+_THREAD_POOLS: dict[tuple[int, int | None], ThreadPoolExecutor] = {}
+_THREAD_POOLS_LOCK = threading.Lock()
+
+
+def _forget_thread_pools() -> None:
+    """In a forked child: the parent's pools have no threads here (nor may the lock be free)."""
+    global _THREAD_POOLS_LOCK
+    _THREAD_POOLS.clear()
+    _THREAD_POOLS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_thread_pools)
+
+
+def thread_pool(max_workers: int | None = None) -> ThreadPoolExecutor:
+    """This thread's pool of ``max_workers`` threads (default: the number of cores), made once.
+
+    For dask's threaded scheduler (``dask.threaded.get(..., pool=thread_pool())``)
+    instead of its own default pool: dask keeps that pool across a fork, so a
+    child forked after a threaded read (a ``multiprocessing.Pool`` worker) got
+    a pool without threads and its first read waited forever. These pools are
+    forgotten in a forked child. One pool per calling thread, as dask does, so
+    a read inside a task of another read does not wait on its own pool.
+    """
+    key = (threading.get_ident(), max_workers)
+    with _THREAD_POOLS_LOCK:
+        pool = _THREAD_POOLS.get(key)
+        if pool is None:
+            pool = _THREAD_POOLS[key] = ThreadPoolExecutor(
+                max_workers or os.cpu_count() or 1, thread_name_prefix="lazydicom-read")
+    return pool
 
 
 def processes_allowed() -> bool:

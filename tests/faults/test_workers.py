@@ -154,7 +154,8 @@ DAEMONIC = cases(
     {
         "workers/inside-a-multiprocessing-pool": "lazydicom.open (a cold index of 120 files, "
         "then a reopen with the folder walked by a pool) and a read inside a worker of a "
-        "multiprocessing.Pool, which may not start processes (it was an AssertionError)",
+        "multiprocessing.Pool, which may not start processes (it was an AssertionError), "
+        "forked after a threaded read in the parent (the read in the child hung)",
     },
 )
 
@@ -175,12 +176,18 @@ def _open_in_pool_worker(folder: str) -> tuple:
 def test_open_inside_a_multiprocessing_pool_worker(kind, tmp_path):
     import multiprocessing
 
+    import lazydicom
     from tests.synthetic import expected_ndarray, write_series
 
     coords = {"InstanceNumber": list(range(1, 121))}
     write_series(tmp_path / "dicom", coords, (6, 4))
+    parent = tmp_path / "parent"
+    write_series(parent, {"InstanceNumber": [1, 2, 3]}, (6, 4))
+    (series,) = lazydicom.open(parent, progress=False).series()
+    series.numpy(("InstanceNumber",))  # a threaded read here first: its pool is forked too
     with multiprocessing.get_context("fork").Pool(1) as pool:  # its workers are daemonic
-        cold, reopened, array = pool.apply(_open_in_pool_worker, (str(tmp_path / "dicom"),))
+        result = pool.apply_async(_open_in_pool_worker, (str(tmp_path / "dicom"),))
+        cold, reopened, array = result.get(timeout=300)  # a hang fails, after a while
     assert cold == reopened == 120
     np.testing.assert_array_equal(array, expected_ndarray(coords, (6, 4)))
 
@@ -192,7 +199,7 @@ def test_processes_scheduler_inside_a_daemonic_process_is_a_clear_error(tmp_path
 
     write_series(tmp_path / "dicom", {"InstanceNumber": [1, 2]}, (6, 4))
     with multiprocessing.get_context("fork").Pool(1) as pool:
-        message = pool.apply(_read_with_processes, (str(tmp_path / "dicom"),))
+        message = pool.apply_async(_read_with_processes, (str(tmp_path / "dicom"),)).get(300)
     assert "daemonic" in message and "'threads'" in message
 
 
