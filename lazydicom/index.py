@@ -773,8 +773,9 @@ class Index:
               and processes_allowed()):
             # a large folder: worker processes stat its sub-folders while this
             # process makes the index's own lists to compare with
-            with process_pool(workers) as pool:
-                finish = start_scan(self.root, pool)
+            n = workers or os.cpu_count() or 1
+            with process_pool(n) as pool:
+                finish = start_scan(self.root, pool, n)
                 seen = self._seen()
                 found = finish()
         else:

@@ -68,7 +68,8 @@ def _shown(name: str) -> str:
     return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
-def scan_folder(root: str | os.PathLike, pool: Executor | None = None) -> Scan:
+def scan_folder(root: str | os.PathLike, pool: Executor | None = None, workers: int = 2
+                ) -> Scan:
     """List every regular file under ``root``, recursively, in sorted order.
 
     Hidden folders of lazydicom (``.lazydicom``) are skipped. Symbolic links
@@ -83,6 +84,8 @@ def scan_folder(root: str | os.PathLike, pool: Executor | None = None) -> Scan:
     pool : concurrent.futures.Executor, optional
         Process pool walking sub-folders in parallel (see ``start_scan``);
         the result is the same.
+    workers : int
+        The pool's number of processes (how finely the folders are split).
 
     Returns
     -------
@@ -97,10 +100,11 @@ def scan_folder(root: str | os.PathLike, pool: Executor | None = None) -> Scan:
     UnreadableFolderError
         If ``root`` cannot be listed (a ``PermissionError``).
     """
-    return start_scan(root, pool)()
+    return start_scan(root, pool, workers)()
 
 
-def start_scan(root: str | os.PathLike, pool: Executor | None = None) -> Callable[[], Scan]:
+def start_scan(root: str | os.PathLike, pool: Executor | None = None, workers: int = 2
+               ) -> Callable[[], Scan]:
     """Start a scan of ``root`` (see ``scan_folder``); call the result for the Scan.
 
     Without ``pool`` the walk is done before this returns. With a pool, the
@@ -112,7 +116,7 @@ def start_scan(root: str | os.PathLike, pool: Executor | None = None) -> Callabl
     so a million files are about 6 s in one process. Each sub-folder's files
     are one contiguous run of the path order, so the runs are joined in the
     order of their folders' paths, without sorting the files. Should a worker
-    die, that part is walked here instead.
+    die, that part is walked here instead. ``workers``: the pool's size.
     """
     root = Path(root)
     if not root.exists():
@@ -124,7 +128,6 @@ def start_scan(root: str | os.PathLike, pool: Executor | None = None) -> Callabl
         return lambda: scan
     files = Scan([], [], [], [])  # the files above the folders walked by the pool
     frontier = [(str(root), "")]
-    workers = getattr(pool, "_max_workers", 2)
     for depth in range(3):
         folders: list[tuple[str, str]] = []  # (folder, its path relative to root + "/")
         for folder, rel in frontier:

@@ -386,7 +386,7 @@ def test_a_scan_in_worker_processes_equals_the_walk_in_one(tmp_path, workers):
     assert {p for p, _ in serial.problems} >= {"many/link-to-folder", "d1/d2/broken",
                                                "many/07/bad-\\xff"}
     with process_pool(workers) as pool:
-        parallel = scan_folder(tmp_path, pool)
+        parallel = scan_folder(tmp_path, pool, workers)
     assert parallel == serial
 
 
@@ -399,7 +399,7 @@ def test_refresh_of_a_large_index_scans_in_workers_and_sees_each_change(tmp_path
     pools = []
     real = lazydicom.index.start_scan
     monkeypatch.setattr(lazydicom.index, "start_scan",
-                        lambda root, pool=None: pools.append(pool) or real(root, pool))
+                        lambda root, pool=None, n=2: pools.append(pool) or real(root, pool, n))
     assert Index(tmp_path).refresh(progress=False, workers=2) == {
         "added": 0, "changed": 0, "removed": 0, "skipped": 0}
     st = files[0][0].stat()
