@@ -214,7 +214,7 @@ class DicomFrames:
         ngrid = len(self.grid.shape)
         grid_idx = indices[2 : 2 + ngrid]
         cells = self.grid.cells[np.ix_(*grid_idx)] if ngrid else self.grid.cells.reshape(())
-        block = self._read_cells(cells)
+        block = self.read_cells(cells)
         # x, y (and rgb) selections on whole frames
         for axis in [0, 1] + ([self.ndim - 1] if self.colour else []):
             idx = indices[axis]
@@ -224,10 +224,12 @@ class DicomFrames:
             block = block[tuple(0 if d else builtins_slice(None) for d in drop)]
         return block
 
-    def _read_cells(self, cells: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """A Fortran-ordered ``(x, y, *cells.shape[, 3])`` block of these cells.
+    def read_cells(self, cells: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """A Fortran-ordered ``(x, y, *cells.shape[, 3])`` block of these grid cells.
 
-        ``out``: an array of that shape, dtype and order to read into.
+        ``cells`` are indices into ``grid.cells``' values (frame rows, -1 for
+        an empty cell), e.g. ``frames.grid.cells[region]``; ``out``: an array of
+        that shape, dtype and Fortran order to read into (a reused buffer).
         """
         shape = self.frame_shape[:2] + cells.shape + self.frame_shape[2:]
         if out is None:
@@ -280,7 +282,7 @@ class DicomFrames:
                     "daemonic process (e.g. a multiprocessing.Pool worker); use 'threads'")
             with process_pool(num_workers) as pool:
                 futures = {
-                    pool.submit(self._read_cells, flat[s : s + step]): s for s in starts
+                    pool.submit(self.read_cells, flat[s : s + step]): s for s in starts
                 }
                 for future, s in futures.items():
                     block = future.result()
