@@ -158,6 +158,30 @@ def test_to_zarr_codecs_and_stores(dicom, tmp_path, compressor):
         series.to_zarr(tmp_path / "bad.zarr", DIMS, compressor="gzip")
 
 
+def test_to_zarr_replaces_its_group_and_nothing_else(dicom, tmp_path):
+    """A group written again is replaced whole (no array of the old one is left);
+    the root's attributes, sibling groups and the parents of a nested group stay."""
+    write_series(dicom, COORDS, SHAPE)
+    series = _series(dicom)
+    out = tmp_path / "tree.zarr"
+    root = zarr.open_group(out, mode="w")
+    root.attrs["mine"] = 1
+    root.create_group("sibling").create_array("keep", shape=(2,), dtype="i2")
+    series.to_zarr(out, ("SliceLocation", "FlipAngle"), group="a/b")
+    series.to_zarr(out, ("FlipAngle", "SliceLocation"), group="a/b")  # dims swapped
+    again = zarr.open_group(out, mode="r")
+    assert dict(again.attrs) == {"mine": 1}
+    assert "keep" in again["sibling"]
+    ds = xr.open_zarr(out, group="a/b")
+    assert ds["pixels"].dims == ("SliceLocation", "FlipAngle", "y", "x")
+    np.testing.assert_array_equal(ds["pixels"].transpose("x", "y", *DIMS).values,
+                                  expected_ndarray(COORDS, SHAPE))
+    # at the root, the store's content is replaced
+    series.to_zarr(out, DIMS)
+    assert sorted(zarr.open_group(out, mode="r").group_keys()) == []
+    assert dict(zarr.open_group(out, mode="r").attrs).get("mine") is None
+
+
 # ------------------------------------------------------------------ extract
 
 

@@ -162,6 +162,7 @@ def create(
 
     import zarr.api.asynchronous as azarr
     from zarr.core.sync import sync
+    from zarr.storage import MemoryStore
 
     location = _store_location(store)
     attrs = dict(attrs or {})
@@ -199,18 +200,24 @@ def create(
     if extra:
         pixel_attrs["coordinates"] = " ".join(extra)
 
-    # One batch of concurrent store operations per group: made one by one
-    # through zarr's synchronous API, each array's metadata and data is a
-    # round trip through zarr's event loop (a CT series' 8 arrays: 0.049 s
-    # one by one, 0.034 s as one batch; about twice that beside writers).
+    # The group is made in a zarr MemoryStore, then its objects are stored in
+    # one gathered batch. Made in place, every zarr.json and coordinate chunk
+    # is a round trip through zarr's event loop and, for a folder, a hop to a
+    # file thread (a CT series' 9 arrays: 41-45 ms of CPU per group made in
+    # place, 17-23 ms this way; measured on the 2-core VM of docs/benchmarks.md,
+    # where 8 series' groups were a quarter of an extract's time). Coordinates
+    # are stored uncompressed: a few hundred values, nothing to gain.
+    codec = _codec(compressor)  # a bad name fails here, before any coroutine exists
+
     async def make() -> None:
-        root = await azarr.open_group(location, path=group or "", mode="w", zarr_format=3,
+        memory = MemoryStore()
+        root = await azarr.open_group(memory, path=group or "", mode="w", zarr_format=3,
                                       attributes=attrs)
 
         async def coordinate(name: str, axes: tuple[str, ...], data: np.ndarray) -> None:
             kind = str if data.dtype == object else data.dtype
             arr = await root.create_array(name, shape=data.shape, dtype=kind,
-                                          dimension_names=axes)
+                                          dimension_names=axes, compressors=None)
             if data.size:
                 await arr.setitem(Ellipsis, data)
 
@@ -218,15 +225,40 @@ def create(
             *(coordinate(name, axes, data) for name, (axes, data) in arrays.items()),
             root.create_array(
                 PIXELS, shape=shape, dtype=frames.dtype, chunks=inner,
-                shards=outer if all(shape) else None, compressors=_codec(compressor),
+                shards=outer if all(shape) else None, compressors=codec,
                 fill_value=frames.fill_value if fill_value is None else fill_value,
                 dimension_names=dims, attributes=pixel_attrs))
+        await _copy_group(memory, location, group or "")
 
     sync(make())
     if consolidate:
         consolidate_metadata(location)
     path = f"{group.strip('/')}/{PIXELS}" if group else PIXELS
     return ZarrTarget(location, path, shard)
+
+
+async def _copy_group(memory: Any, location: Any, group: str) -> None:
+    """Store the objects of ``group`` made in ``memory`` at ``location``, replacing it.
+
+    What was under ``group`` there is deleted first (as zarr's ``mode="w"``);
+    the parent groups zarr made in memory are stored only where none exists,
+    so an existing root keeps its attributes.
+    """
+    import asyncio
+
+    import zarr.api.asynchronous as azarr
+    from zarr.core.buffer import default_buffer_prototype
+
+    prototype = default_buffer_prototype()
+    items = [(key, await memory.get(key, prototype=prototype)) async for key in memory.list()]
+    store = (await azarr.open_group(location, mode="a", zarr_format=3)).store
+    prefix = f"{group}/" if group else ""
+    if group:
+        await store.delete_dir(group)
+    else:
+        await store.clear()
+    await asyncio.gather(*(store.set(key, value) if key.startswith(prefix) else
+                           store.set_if_not_exists(key, value) for key, value in items))
 
 
 def consolidate_metadata(store: Any) -> None:
