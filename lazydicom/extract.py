@@ -413,12 +413,22 @@ def _run(jobs: list[_Job], scheduler: Any, workers: int | None, bar: _Progress,
         workers = 1
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-    # creating a series' group (coordinates, metadata: tens of store writes) is a
-    # task too, so it overlaps the shards of the series before it
+    # Creating a series' group (coordinates, metadata) is a task too, queued
+    # behind the first shard of the series before it: the pool starts on shards
+    # at once and the next group is ready before the previous shards run out.
+    # (Queued all at the start, the 8 groups of a CT batch held both threads for
+    # the first quarter of an extract while no shard was written.)
     with ThreadPoolExecutor(workers or os.cpu_count() or 1,
                             thread_name_prefix="lazydicom-extract") as pool:
-        pending: dict[Any, tuple[_Job, tuple[slice, ...] | None]] = {
-            pool.submit(_make_target, job): (job, None) for job in live}
+        pending: dict[Any, tuple[_Job, tuple[slice, ...] | None]] = {}
+        upcoming = iter(live)
+
+        def make_next() -> None:
+            job = next(upcoming, None)
+            if job is not None:
+                pending[pool.submit(_make_target, job)] = (job, None)
+
+        make_next()
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
@@ -426,9 +436,15 @@ def _run(jobs: list[_Job], scheduler: Any, workers: int | None, bar: _Progress,
                 if region is None:  # the group exists (or failed): its shards follow
                     if future.result() is not None:
                         bar.series_done()
+                        make_next()
                         continue
-                    for r in shards(job):
+                    regions = shards(job)
+                    for i, r in enumerate(regions):
                         pending[pool.submit(_guarded, job, r)] = (job, r)
+                        if i == 0:
+                            make_next()
+                    if not regions:
+                        make_next()
                 else:
                     cells, error = future.result()
                     finished(job, cells, error)
