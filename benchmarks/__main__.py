@@ -20,7 +20,7 @@ import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from .common import REPO, Row, machine_info, markdown_table  # noqa: E402
+from .common import REPO, Row, compile_package, machine_info, markdown_table  # noqa: E402
 
 try:  # no tqdm monitor thread: peers' progress bars would start one and leave it running
     import tqdm  # noqa: E402
@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     scratch: Path = args.data
     scratch.mkdir(parents=True, exist_ok=True)
+    compile_package()  # fresh processes start as an installed lazydicom does
     info = machine_info()
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     _log(

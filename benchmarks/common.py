@@ -44,6 +44,20 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 
+def compile_package() -> None:
+    """Byte-compile lazydicom's modules, as ``pip install`` does.
+
+    The fresh processes of the benchmarks import lazydicom from this checkout.
+    Where no bytecode can be written beside it (``PYTHONDONTWRITEBYTECODE`` is
+    set on the VM of docs/benchmarks.md) every start would compile lazydicom's
+    source, 0.13 s that no installed copy pays (its dependencies come
+    compiled from their wheels); compiling once here measures what users run.
+    """
+    import compileall
+
+    compileall.compile_dir(str(REPO / "lazydicom"), quiet=2)
+
+
 def shared_data() -> Path:
     """The shared corpus of real files: ``$LAZYDICOM_SHARED_DATA``, else ``../shared/data``.
 
