@@ -198,6 +198,8 @@ def _print_tree(db, out) -> None:
 def _cmd_index(args: argparse.Namespace) -> int:
     from .records import open_database
 
+    _started()
+
     headers = _headers(args.header)
     if headers and not _is_dicomweb(args.folder):
         raise _UsageError("--header applies to DICOMweb sources (dicomweb+https://...)")
@@ -289,6 +291,8 @@ def default_dims(table: pd.DataFrame) -> tuple[str, ...]:
 
 def _cmd_array(args: argparse.Namespace) -> int:
     from .records import open_database
+
+    _started()
 
     dims = None if args.dims is None else tuple(_dims(args.dims))
     where = _where(args.where)
@@ -487,7 +491,11 @@ def _fill(text: str | None) -> float | int | None:
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
+    import zarr  # noqa: F401 - imported by extract(); loaded before _started()
+
     from .extract import extract
+
+    _started()
 
     if len(args.paths) < 2:
         raise _UsageError("extract needs at least one FOLDER and the OUT store")
@@ -644,6 +652,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+_QUICK_START = False  # set by run(): the garbage collector waits for _started()
+
+
+def _started() -> None:
+    """A command's libraries are imported: freeze them, and collect from now on.
+
+    [`run`][lazydicom.cli.run] turns the cyclic garbage collector off while
+    the command's libraries load (pandas, pydicom, pyarrow, zarr: about a
+    quarter of a million objects, none of them garbage); its collections
+    during those imports were 0.12 s of CPU, and every later full
+    collection would walk those objects again. Here they are moved to the
+    permanent generation (``gc.freeze``, as Python's documentation advises
+    before forking worker processes) and collection resumes for the
+    command's own work. ``lazydicom extract`` of the 1,200-file CT folder of
+    docs/benchmarks.md: 0.2 s faster (median of 10 interleaved runs).
+    Called outside ``run`` (tests calling ``main``), it does nothing.
+    """
+    import gc
+
+    if _QUICK_START and not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def run() -> None:
     """The ``lazydicom`` command: [`main`][lazydicom.cli.main], then a quick exit.
 
@@ -654,11 +686,20 @@ def run() -> None:
     extract`` on the 2-core VM of docs/benchmarks.md, with nothing left to
     write. mypy ends its command the same way (``mypy.util.hard_exit``). If a
     library left a non-daemon thread running, the normal exit waits for it.
+    The cyclic garbage collector is off while the command's libraries are
+    imported (see ``_started``).
     """
     import atexit
+    import gc
     import threading
 
-    code = main()
+    global _QUICK_START
+    _QUICK_START = True
+    gc.disable()  # until the command's imports are done: see _started
+    try:
+        code = main()
+    finally:
+        gc.enable()
     others = [t for t in threading.enumerate()
               if t is not threading.main_thread() and t.is_alive() and not t.daemon]
     if others:

@@ -215,3 +215,38 @@ def test_the_command_exits_quickly_with_its_output_and_status_intact(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "lazydicom", "index", str(tmp_path / "none")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and bad.stderr.startswith("lazydicom: error: ")
+
+
+@pytest.mark.parametrize("command", ["index", "array", "extract"])
+def test_the_command_collects_garbage_once_its_libraries_are_loaded(tmp_path, command):
+    """The console script turns the cyclic collector off only while a command's
+    libraries import: when the command opens the folder it is on again, with
+    the imported objects frozen; main() called in a process leaves gc alone."""
+    from tests.synthetic import write_series
+
+    write_series(tmp_path / "dicom", {"SliceLocation": [1.0, 2.0]}, (6, 4))
+    probe = (
+        "import gc, sys, lazydicom.records as r, lazydicom.cli as c\n"
+        "opened = r.open_database\n"
+        "def spy(*a, **k):\n"
+        "    print('gc', gc.isenabled(), gc.get_freeze_count() > 0, file=sys.stderr)\n"
+        "    return opened(*a, **k)\n"
+        "r.open_database = spy\n"
+        "import lazydicom.extract as e\n"
+        "e.open_database = spy\n"
+        "sys.argv = ['lazydicom', *sys.argv[1:]]\n"
+        "c.run()\n"
+    )
+    args = {"index": ["index", str(tmp_path / "dicom")],
+            "array": ["array", str(tmp_path / "dicom")],
+            "extract": ["extract", str(tmp_path / "dicom"), str(tmp_path / "o.zarr"),
+                        "--dims", "SliceLocation"]}[command]
+    proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "gc True True" in proc.stderr.splitlines()
+    import gc
+
+    before = gc.get_freeze_count()
+    assert main(["index", str(tmp_path / "dicom")]) == 0
+    assert gc.isenabled() and gc.get_freeze_count() == before
