@@ -360,8 +360,8 @@ class _BufferPool:
                     free.pop(min(range(len(free)), key=lambda i: free[i].nbytes))
 
 
-# one per writer thread up to 4: at most 64 MiB held once writing is done
-_BUFFERS = _BufferPool(keep=min(os.cpu_count() or 1, 4))
+# one per writer thread (extract runs cores + 1) up to 5: at most 80 MiB held once done
+_BUFFERS = _BufferPool(keep=min((os.cpu_count() or 1) + 1, 5))
 
 
 def to_zarr(
