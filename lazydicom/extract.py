@@ -14,9 +14,12 @@ Layout::
 How it runs. Every series is planned from the index (no pixel read), its
 group created, and its shards (blocks of frames of about 16 MiB) become
 tasks: a task reads its frames (each frame read once, decoded once, rescaled
-into place) and zarr compresses and writes the shard. Tasks of all series run
-together on a thread pool the size of the machine (decoders, reads and
-compressors release the GIL), or on a dask.distributed cluster. A series is
+into place) and the shard is compressed with the array's zarr codecs and
+stored. Tasks of all series run together on a thread pool of one thread more
+than the machine's cores (decoders, reads and compressors release the GIL;
+a writer waits for its store write), each series' group made as a task
+behind the first shard of the series before it; or on a dask.distributed
+cluster. A series is
 marked complete once all its shards are written; a rerun skips complete
 series whose files, dims and options are unchanged, deciding from the index
 alone (no DICOM file is opened for them); an interrupted or failed series is
