@@ -419,13 +419,13 @@ def _run(jobs: list[_Job], scheduler: Any, workers: int | None, bar: _Progress,
 
     # Creating a series' group (coordinates, metadata) is a task too, queued
     # behind the first shard of the series before it: the pool starts on shards
-    # at once and the next group is ready before the previous shards run out.
-    # (Queued all at the start, the 8 groups of a CT batch held both threads for
-    # the first quarter of an extract while no shard was written.)
-    # one thread more than cores: each shard's store write runs on zarr's I/O
-    # threads while its writer waits for it (the 1,200-file CT batch of
+    # at once and the next group is ready before the previous shards run out
+    # (queued all at the start, the 8 groups of a CT batch held both threads for
+    # the first quarter of an extract while no shard was written). One thread
+    # more than cores: each shard's store write runs on zarr's I/O threads
+    # while its writer waits for it (the 1,200-file CT batch of
     # docs/benchmarks.md, in-process: 0.92 s with 3 threads, 1.00 s with 2,
-    # medians of 8 interleaved runs on 2 cores)
+    # medians of 8 interleaved runs on 2 cores).
     with ThreadPoolExecutor(workers or (os.cpu_count() or 1) + 1,
                             thread_name_prefix="lazydicom-extract") as pool:
         pending: dict[Any, tuple[_Job, tuple[slice, ...] | None]] = {}
