@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import errno
+import hashlib
 import os
 import shutil
 import stat
@@ -199,6 +200,18 @@ def private_folder(root: str | os.PathLike, create: bool = True) -> Path:
             "(or give index_path= to keep the index elsewhere)"
         )
     return path
+
+
+def user_cache() -> Path:
+    """lazydicom's folder in the user's cache (``$XDG_CACHE_HOME/lazydicom``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lazydicom"
+
+
+def user_cache_location(root: Path) -> Path:
+    """Where the index of a folder this user cannot write lives: the user's cache,
+    keyed by the folder's real path."""
+    digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
+    return user_cache() / digest
 
 
 def atomic_write(path: str | os.PathLike, data: bytes, *, sync: bool = False) -> None:

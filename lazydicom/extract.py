@@ -29,13 +29,12 @@ written again from scratch.
 from __future__ import annotations
 
 import functools
-import glob
 import hashlib
 import json
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +42,7 @@ from .errors import InvalidArgumentError, LazyDicomError
 from .io.labels import series_attrs, series_name, units
 from .io.zarr import ZarrTarget, consolidate_metadata, create, packed, write_shard
 from .records import Database, open_database
+from .scan import expand_sources
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -127,21 +127,6 @@ def _client(scheduler: Any) -> Any:
             f"scheduler must be an address such as 'tcp://host:8786', a distributed.Client, "
             f"or 'threads'/'processes'/'sync', not {scheduler!r}")
     return Client(scheduler, timeout="10s")
-
-
-def expand_sources(sources: Iterable[Any]) -> list[str]:
-    """Folders from paths and glob patterns (patterns matching nothing are an error)."""
-    folders: list[str] = []
-    for source in sources:
-        text = os.fspath(source)
-        if glob.has_magic(text) and "://" not in text:
-            matches = sorted(p for p in glob.glob(text) if os.path.isdir(p))
-            if not matches:
-                raise InvalidArgumentError(f"no folder matches {text!r}")
-            folders.extend(matches)
-        else:
-            folders.append(text)
-    return folders
 
 
 class _Progress:

@@ -58,14 +58,14 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ImplicitVRLittleEnd
 from . import _fastheader
 from ._fastheader import plain
 from .fragments import FragmentError, frame_spans
-from .schema import KEYWORDS
-from .tags import Attribute, resolve
+from .tags import KEYWORDS, Attribute, resolve
 
 __all__ = [
     "KEYWORDS",
     "HeaderError",
     "read_header",
     "read_header_at",
+    "read_rows",
     "add_slice_position",
     "dataset_rows",
 ]
@@ -301,6 +301,34 @@ def read_header(
         If the file is not DICOM, is truncated, or its pixel data cannot be located.
     """
     return _read_header(path, extra, fast=True)
+
+
+def read_rows(
+    root: str, files: Iterable[tuple[str, int, int]], extra: Sequence[Attribute] = ()
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows of ``files`` (``(path relative to root, size, mtime)``) and those skipped.
+
+    Each row carries its file's ``path``, ``size`` and ``mtime``; a file that
+    is not read (``HeaderError``) is skipped with its reason. pydicom's
+    warnings about odd values are silenced: what matters to the user (which
+    files were skipped, and why) is reported once, by the index.
+    """
+    import warnings
+
+    rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for rel, size, mtime in files:
+            try:
+                frames = read_header(os.path.join(root, rel), extra)
+            except HeaderError as exc:
+                skipped.append({"path": rel, "size": size, "mtime": mtime, "reason": str(exc)})
+                continue
+            for row in frames:
+                row["path"], row["size"], row["mtime"] = rel, size, mtime
+                rows.append(row)
+    return rows, skipped
 
 
 def _read_header(

@@ -54,7 +54,7 @@ from .errors import (
     OutsideDatabaseError,
     SkippedFilesWarning,
 )
-from .header import HeaderError, read_attributes, read_header, read_header_at
+from .header import HeaderError, read_attributes, read_header_at, read_rows
 from .objectstore import ObjectStore
 from .scan import INDEX_DIRNAME, FileStat, scan_folder, start_scan
 from .tags import Attribute, resolve
@@ -96,27 +96,8 @@ def _read_files(root: str, files: Sequence[tuple[str, int, int]], extra: Sequenc
     The rows come back as one DataFrame per batch, built in the worker: a
     million frames as dicts in the parent cost gigabytes and minutes.
     """
-    attrs = [resolve(e) for e in extra]
-    rows: list[dict[str, Any]] = []
-    skipped: list[dict[str, Any]] = []
-    with warnings.catch_warnings():
-        # pydicom warns about every odd value of every odd file; what matters to
-        # the user (files skipped, and why) is reported once, by _warn_skipped
-        warnings.simplefilter("ignore", UserWarning)
-        _read_into_rows(root, files, attrs, rows, skipped)
+    rows, skipped = read_rows(root, files, [resolve(e) for e in extra])
     return (pd.DataFrame.from_records(rows) if rows else None), skipped
-
-
-def _read_into_rows(root, files, attrs, rows, skipped) -> None:
-    for rel, size, mtime in files:
-        try:
-            frames = read_header(os.path.join(root, rel), attrs)
-        except HeaderError as exc:
-            skipped.append({"path": rel, "size": size, "mtime": mtime, "reason": str(exc)})
-            continue
-        for row in frames:
-            row["path"], row["size"], row["mtime"] = rel, size, mtime
-            rows.append(row)
 
 
 class _ObjectReader:
@@ -261,9 +242,9 @@ def read_files(
         workers = 1  # header parsing holds the GIL: threads would not help
     elif scheduler not in (None, "processes"):
         return _read_on_cluster(scheduler, root, todo, extra, progress)
-    bar = _progress(len(todo), progress, "Reading DICOM headers")
     rows: list[pd.DataFrame] = []
     skipped: list[dict[str, Any]] = []
+    bar = _progress(len(todo), progress, "Reading DICOM headers")
     try:
         if workers <= 1 or len(todo) < _PARALLEL_MIN_FILES or not processes_allowed():
             for start in range(0, len(todo), _CHUNK):
@@ -351,19 +332,14 @@ def default_location(root: Path) -> Path:
     except (PermissionError, OSError) as exc:
         if isinstance(exc, OutsideDatabaseError):
             raise
-        digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
-        return _user_cache() / digest
+        return disk.user_cache_location(root)
 
 
 def remote_location(identity: str) -> Path:
     """Where the index of a folder in an object store lives: a user cache folder
     keyed by its URL and endpoint (``$XDG_CACHE_HOME/lazydicom/remote/<digest>``)."""
     digest = hashlib.sha1(identity.encode()).hexdigest()[:16]
-    return _user_cache() / "remote" / digest
-
-
-def _user_cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lazydicom"
+    return disk.user_cache() / "remote" / digest
 
 
 #: LZ4 frames: an index is mostly absent and repeated values, ~10x smaller; reading

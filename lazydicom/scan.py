@@ -6,15 +6,16 @@ compares against to decide which headers to (re-)read.
 
 from __future__ import annotations
 
+import glob
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import BrokenExecutor, Executor
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import DatabaseNotFoundError, UnreadableFolderError
+from .errors import DatabaseNotFoundError, InvalidArgumentError, UnreadableFolderError
 
-__all__ = ["FileStat", "Scan", "scan_folder", "start_scan", "INDEX_DIRNAME"]
+__all__ = ["FileStat", "Scan", "scan_folder", "start_scan", "expand_sources", "INDEX_DIRNAME"]
 
 #: Hidden folder beside the data where lazydicom keeps its index and cache.
 INDEX_DIRNAME = ".lazydicom"
@@ -287,3 +288,18 @@ def _entries(folder: str, rel: str, problems: list[tuple[str, str]]) -> Iterator
         entries = named
     entries.sort(key=_order)
     return iter(entries)
+
+
+def expand_sources(sources: Iterable[str | os.PathLike]) -> list[str]:
+    """Folders from paths and glob patterns (patterns matching nothing are an error)."""
+    folders: list[str] = []
+    for source in sources:
+        text = os.fspath(source)
+        if glob.has_magic(text) and "://" not in text:
+            matches = sorted(p for p in glob.glob(text) if os.path.isdir(p))
+            if not matches:
+                raise InvalidArgumentError(f"no folder matches {text!r}")
+            folders.extend(matches)
+        else:
+            folders.append(text)
+    return folders

@@ -50,7 +50,7 @@ import pyarrow.compute as pc
 from pydicom.datadict import dictionary_VM, dictionary_VR
 
 from .errors import UnknownAttributeError
-from .tags import resolve
+from .tags import KEYWORDS, resolve
 
 __all__ = [
     "KEYWORDS",
@@ -66,37 +66,6 @@ __all__ = [
     "check_skipped",
     "parse_text",
 ]
-
-#: Attributes kept in the index for every frame. Anything else is read on
-#: demand (see ``lazydicom.index.Index.ensure``).
-KEYWORDS: tuple[str, ...] = (
-    # identity
-    "SOPClassUID", "SOPInstanceUID", "PatientID", "PatientName", "PatientBirthDate",
-    "PatientSex", "StudyInstanceUID", "StudyDescription", "StudyDate", "StudyTime",
-    "StudyID", "AccessionNumber", "SeriesInstanceUID", "SeriesDescription",
-    "SeriesNumber", "SeriesDate", "SeriesTime", "Modality", "Manufacturer",
-    "ManufacturerModelName", "ProtocolName", "BodyPartExamined", "FrameOfReferenceUID",
-    "ImageType", "InstanceNumber", "AcquisitionNumber", "AcquisitionDate",
-    "AcquisitionTime", "ContentDate", "ContentTime", "AcquisitionDateTime",
-    # geometry
-    "SliceLocation", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
-    "SliceThickness", "SpacingBetweenSlices",
-    # image pixel
-    "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
-    "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration",
-    "NumberOfFrames", "RescaleSlope", "RescaleIntercept", "RescaleType",
-    "WindowCenter", "WindowWidth", "PixelPaddingValue",
-    "RedPaletteColorLookupTableDescriptor",
-    # acquisition
-    "FlipAngle", "RepetitionTime", "EchoTime", "InversionTime", "EchoNumbers",
-    "EchoTrainLength", "TriggerTime", "TemporalPositionIdentifier",
-    "NumberOfTemporalPositions", "MagneticFieldStrength", "ScanningSequence",
-    "SequenceName", "DiffusionBValue", "DiffusionGradientOrientation", "KVP",
-    # enhanced multi-frame (functional groups)
-    "EffectiveEchoTime", "InStackPositionNumber", "TemporalPositionIndex", "StackID",
-    "ComplexImageComponent", "FrameType", "AcquisitionContrast", "DimensionIndexValues",
-    "FrameAcquisitionNumber", "InversionTimes", "FrameAcquisitionDateTime",
-)  # fmt: skip
 
 #: Columns lazydicom computes itself (where a frame is, which file version).
 #: A new column must be declared here: saving an undeclared column is refused.

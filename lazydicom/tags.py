@@ -27,7 +27,39 @@ from pydicom.valuerep import DA, DT, TM, PersonName
 
 from .errors import UnknownAttributeError
 
-__all__ = ["Attribute", "resolve", "suggest", "plain_value", "DERIVED"]
+__all__ = ["Attribute", "resolve", "suggest", "plain_value", "DERIVED", "KEYWORDS"]
+
+#: Attributes kept in the index for every frame (``lazydicom.schema`` types
+#: them; here so that reading headers needs no pandas). Anything else is read on
+#: demand (see ``lazydicom.index.Index.ensure``).
+KEYWORDS: tuple[str, ...] = (
+    # identity
+    "SOPClassUID", "SOPInstanceUID", "PatientID", "PatientName", "PatientBirthDate",
+    "PatientSex", "StudyInstanceUID", "StudyDescription", "StudyDate", "StudyTime",
+    "StudyID", "AccessionNumber", "SeriesInstanceUID", "SeriesDescription",
+    "SeriesNumber", "SeriesDate", "SeriesTime", "Modality", "Manufacturer",
+    "ManufacturerModelName", "ProtocolName", "BodyPartExamined", "FrameOfReferenceUID",
+    "ImageType", "InstanceNumber", "AcquisitionNumber", "AcquisitionDate",
+    "AcquisitionTime", "ContentDate", "ContentTime", "AcquisitionDateTime",
+    # geometry
+    "SliceLocation", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
+    "SliceThickness", "SpacingBetweenSlices",
+    # image pixel
+    "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
+    "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration",
+    "NumberOfFrames", "RescaleSlope", "RescaleIntercept", "RescaleType",
+    "WindowCenter", "WindowWidth", "PixelPaddingValue",
+    "RedPaletteColorLookupTableDescriptor",
+    # acquisition
+    "FlipAngle", "RepetitionTime", "EchoTime", "InversionTime", "EchoNumbers",
+    "EchoTrainLength", "TriggerTime", "TemporalPositionIdentifier",
+    "NumberOfTemporalPositions", "MagneticFieldStrength", "ScanningSequence",
+    "SequenceName", "DiffusionBValue", "DiffusionGradientOrientation", "KVP",
+    # enhanced multi-frame (functional groups)
+    "EffectiveEchoTime", "InStackPositionNumber", "TemporalPositionIndex", "StackID",
+    "ComplexImageComponent", "FrameType", "AcquisitionContrast", "DimensionIndexValues",
+    "FrameAcquisitionNumber", "InversionTimes", "FrameAcquisitionDateTime",
+)  # fmt: skip
 
 #: Attributes computed by lazydicom rather than read from one element.
 DERIVED = {

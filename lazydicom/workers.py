@@ -29,7 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
-__all__ = ["process_pool", "processes_allowed", "thread_pool"]
+__all__ = ["process_pool", "processes_allowed", "thread_pool", "tie_to_parent"]
 
 _PR_SET_PDEATHSIG = 1
 _POLL_SECONDS = 1.0
@@ -121,6 +121,13 @@ def _tie_to_parent(
     parent: int, initializer: Callable[..., Any] | None, initargs: tuple[Any, ...]
 ) -> None:
     """Worker initializer: die with ``parent`` (the process that created the pool)."""
+    tie_to_parent(parent)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def tie_to_parent(parent: int) -> None:
+    """In a worker process: exit when ``parent`` (the process that started it) dies."""
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
@@ -132,8 +139,6 @@ def _tie_to_parent(
         os._exit(1)
     threading.Thread(target=_watch, args=(parent, ppid), name="lazydicom-parent-watch",
                      daemon=True).start()
-    if initializer is not None:
-        initializer(*initargs)
 
 
 def _watch(parent: int, ppid: int) -> None:
