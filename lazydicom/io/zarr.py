@@ -45,6 +45,7 @@ from .shards import ShardWriter
 
 if TYPE_CHECKING:
     import pandas as pd
+    from zarr.core.chunk_key_encodings import ChunkKeyEncodingParams
 
     from ..array import DicomFrames
 
@@ -61,7 +62,7 @@ PIXELS = "pixels"
 # inodes was 12% of an extract's CPU (ext4's inode allocation, measured with
 # perf on the 2-core VM of docs/benchmarks.md); on object stores, fewer keys
 # to list. The v3 spec's "default" encoding, read by every zarr v3 reader.
-_KEYS = {"name": "default", "separator": "."}
+_KEYS: ChunkKeyEncodingParams = {"name": "default", "separator": "."}
 
 
 def _codec(compressor: str | None) -> Any:
