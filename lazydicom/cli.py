@@ -196,13 +196,13 @@ def _print_tree(db, out) -> None:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from .records import open_database
-
-    _started()
-
     headers = _headers(args.header)
     if headers and not _is_dicomweb(args.folder):
         raise _UsageError("--header applies to DICOMweb sources (dicomweb+https://...)")
+    _read_ahead([args.folder], args.index)
+    from .records import open_database
+
+    _started()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)  # listed in the report instead
         db = open_database(args.folder, index_path=args.index, progress=not args.quiet and None,
@@ -290,15 +290,15 @@ def default_dims(table: pd.DataFrame) -> tuple[str, ...]:
 
 
 def _cmd_array(args: argparse.Namespace) -> int:
-    from .records import open_database
-
-    _started()
-
     dims = None if args.dims is None else tuple(_dims(args.dims))
     where = _where(args.where)
     headers = _headers(args.header)
     if headers and not _is_dicomweb(args.folder):
         raise _UsageError("--header applies to DICOMweb sources (dicomweb+https://...)")
+    _read_ahead([args.folder], args.index)
+    from .records import open_database
+
+    _started()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)  # `lazydicom index` lists them
         db = open_database(args.folder, index_path=args.index, progress=not args.quiet and None,
@@ -491,12 +491,6 @@ def _fill(text: str | None) -> float | int | None:
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    import zarr  # noqa: F401 - imported by extract(); loaded before _started()
-
-    from .extract import extract
-
-    _started()
-
     if len(args.paths) < 2:
         raise _UsageError("extract needs at least one FOLDER and the OUT store")
     *sources, out = args.paths
@@ -514,6 +508,12 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     headers = _headers(args.header)
     if headers and not any(_is_dicomweb(s) for s in sources):
         raise _UsageError("--header applies to DICOMweb sources (dicomweb+https://...)")
+    _read_ahead(sources, args.index)
+    import zarr  # noqa: F401 - imported by extract(); loaded before _started()
+
+    from .extract import extract
+
+    _started()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)  # `lazydicom index` lists them
         if args.index or any(_is_dicomweb(s) for s in sources):
@@ -653,6 +653,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 _QUICK_START = False  # set by run(): the garbage collector waits for _started()
+
+
+def _read_ahead(sources: Sequence[str], index_path: str | None) -> None:
+    """Start reading the headers of the folders that have no index yet, in a worker
+    process, while this one imports the command's libraries (``lazydicom.readahead``).
+
+    Called once the arguments are checked: a refused command reads nothing.
+    """
+    from .errors import InvalidArgumentError
+    from .scan import expand_sources
+    from .workers import processes_allowed
+
+    if index_path or (os.cpu_count() or 1) < 2 or not processes_allowed():
+        return  # an index elsewhere is refreshed from it; one core has nothing to spare
+    try:
+        folders = expand_sources(s for s in sources if not _is_dicomweb(s))
+    except InvalidArgumentError:
+        return  # reported by the command itself
+    from .readahead import start, wanted
+
+    start([f for f in folders if wanted(f)])
 
 
 def _started() -> None:

@@ -46,7 +46,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 
-from . import commits, disk, schema
+from . import commits, disk, readahead, schema
 from .errors import (
     DamagedIndexWarning,
     InvalidArgumentError,
@@ -244,6 +244,10 @@ def read_files(
         return _read_on_cluster(scheduler, root, todo, extra, progress)
     rows: list[pd.DataFrame] = []
     skipped: list[dict[str, Any]] = []
+    if not extra:  # what the command line read ahead of its imports (lazydicom.readahead)
+        ahead, skipped, todo = readahead.take(root, todo)
+        if ahead:
+            rows.append(pd.DataFrame.from_records(ahead))
     bar = _progress(len(todo), progress, "Reading DICOM headers")
     try:
         if workers <= 1 or len(todo) < _PARALLEL_MIN_FILES or not processes_allowed():
