@@ -570,10 +570,9 @@ def test_zarr_output_into_a_bucket_is_written_in_whole_shards(s3, tmp_path, monk
     s3.client.create_bucket(Bucket="zarr-out")
     store = FsspecStore.from_url("s3://zarr-out/one.zarr", storage_options=s3.options)
     shards = []
-    real = ShardWriter.write
-    monkeypatch.setattr(ShardWriter, "write",
-                        lambda self, block, where: shards.append(where) or
-                        real(self, block, where))
+    real = ShardWriter.store
+    monkeypatch.setattr(ShardWriter, "store",
+                        lambda self, at, chunks: shards.append(at) or real(self, at, chunks))
     s3.log.clear()
     series.to_zarr(store, ("SliceLocation",), shard_bytes=6 * 4 * 2 * 2)  # 2 frames a shard
     assert len(shards) == 3  # 2 + 2 + the edge shard of 1

@@ -114,30 +114,47 @@ def test_arrays_it_cannot_write_exactly_get_none(tmp_path):
     assert ShardWriter.for_array(filtered) is None
 
 
+@pytest.mark.parametrize("piece_frames", [1, 3, 7, 100],
+                         ids=["1-frame", "3-frames", "a-column", "whole"])
 @pytest.mark.parametrize("colour", [False, True], ids=["grey", "rgb"])
 def test_write_shard_takes_the_whole_shard_path_for_lazydicoms_layout(tmp_path, monkeypatch,
-                                                                     colour):
-    """Every shard of extract's layout goes through ShardWriter, none through arr[...]."""
+                                                                     colour, piece_frames):
+    """Every shard of extract's layout is stored by ShardWriter, none through arr[...];
+    shards read and encoded a few frames at a time (pieces across both dims, edge
+    shards) are byte for byte the shards zarr writes from the whole array."""
     import lazydicom
     from lazydicom.io import zarr as lzarr
     from tests.synthetic import expected_ndarray, write_series
 
-    coords = {"SliceLocation": [3.0, 1.0, 2.0, 0.0, 4.0], "EchoTime": [5.0, 9.0]}
+    coords = {"SliceLocation": [3.0, 1.0, 2.0, 0.0, 4.0], "EchoTime": [5.0, 9.0, 7.0]}
     samples, dtype = (3, "uint8") if colour else (1, "uint16")
     write_series(tmp_path / "dicom", coords, (6, 4), samples_per_pixel=samples, dtype=dtype)
     (series,) = lazydicom.open(tmp_path / "dicom", progress=False).series()
     frames = series.frames(list(coords))
+    # 5 slices x 2 echo times per shard: an edge shard along the echo times
     target = lzarr.create(frames, str(tmp_path / "out.zarr"),
-                          shard_bytes=frames.frame_nbytes * 2)  # 2 frames per shard, an edge
-    written = []
-    real = ShardWriter.write
-    monkeypatch.setattr(ShardWriter, "write",
-                        lambda self, block, where: written.append(where) or
-                        real(self, block, where))
+                          shard_bytes=frames.frame_nbytes * 10)
+    assert target.shards == (5, 2)
+    monkeypatch.setattr(lzarr, "_PIECE_BYTES", frames.frame_nbytes * piece_frames)
+    stored = []
+    real = ShardWriter.store
+    monkeypatch.setattr(ShardWriter, "store",
+                        lambda self, at, chunks: stored.append(at) or real(self, at, chunks))
+    monkeypatch.setattr(zarr.Array, "__setitem__", lambda *a: pytest.fail("zarr wrote a shard"))
     regions = list(target.regions(frames.grid.shape))
     for region in regions:
         lzarr.write_shard(frames, target, region)
-    assert len(written) == len(regions)
-    back = zarr.open_array(str(tmp_path / "out.zarr"), path="pixels")[...]
+    # a shard per region, three for colour (one per sample: shards hold one of R, G, B)
+    assert len(stored) == len(set(stored)) == len(regions) * (3 if colour else 1)
+    assert len(regions) == 2
+    monkeypatch.undo()
+    back = zarr.open_array(str(tmp_path / "out.zarr"), path="pixels")
     expected = expected_ndarray(coords, (6, 4), samples_per_pixel=samples, dtype=dtype)
-    np.testing.assert_array_equal(back.T, expected)
+    np.testing.assert_array_equal(back[...].T, expected)
+    reference = zarr.create_array(str(tmp_path / "zarr.zarr"), shape=back.shape,
+                                  dtype=back.dtype, chunks=back.chunks, shards=back.shards,
+                                  compressors=back.compressors, fill_value=back.fill_value,
+                                  chunk_key_encoding={"name": "default", "separator": "."},
+                                  config={"write_empty_chunks": True})
+    reference[...] = expected.T
+    assert _files(str(tmp_path / "out.zarr" / "pixels")) == _files(str(tmp_path / "zarr.zarr"))

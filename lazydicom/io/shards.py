@@ -122,47 +122,76 @@ class ShardWriter:
 
     def write(self, block: np.ndarray, where: tuple[slice, ...]) -> None:
         """Encode and store every shard of ``block`` (C-contiguous) at ``where``."""
+        encoded: dict[tuple[int, ...], np.ndarray] = {}
+        self.encode(block, (0,) * block.ndim, encoded)
+        self.store_all(tuple((s.start or 0) // k for s, k in zip(where, self.shard,
+                                                                 strict=True)), encoded)
+
+    def store_all(self, first: tuple[int, ...],
+                  encoded: dict[tuple[int, ...], np.ndarray]) -> None:
+        """Store the shards of ``encoded`` (inner chunks by their coordinates from the
+        start of shard ``first``): each shard as ``store`` does."""
+        per = [k // c for k, c in zip(self.shard, self.inner, strict=True)]
+        shards: dict[tuple[int, ...], dict[tuple[int, ...], np.ndarray]] = {}
+        for coords, chunk in encoded.items():
+            at = tuple(f + i // p for f, i, p in zip(first, coords, per, strict=True))
+            shards.setdefault(at, {})[tuple(i % p for i, p in zip(coords, per,
+                                                                  strict=True))] = chunk
+        for at, chunks in shards.items():
+            self.store(at, chunks)
+
+    def encode(self, data: np.ndarray, offset: Sequence[int],
+               into: dict[tuple[int, ...], np.ndarray]) -> None:
+        """Encode the inner chunks of ``data`` (whole chunks, C-contiguous), a part of one
+        shard starting ``offset`` elements into it, into ``into[chunk coordinates]``.
+
+        A shard can so be encoded a few frames at a time, from a buffer small
+        enough to stay in the CPU's cache and to be reused (see
+        ``lazydicom.io.zarr.write_shard``), and stored once complete.
+        """
+        from zarr.core.buffer.cpu import NDBuffer
+
+        first = [o // c for o, c in zip(offset, self.inner, strict=True)]
+        counts = [n // c for n, c in zip(data.shape, self.inner, strict=True)]
+        for local in np.ndindex(*counts):
+            chunk = data[tuple(slice(i * c, (i + 1) * c)
+                               for i, c in zip(local, self.inner, strict=True))]
+            buffer: Any = NDBuffer.from_numpy_array(np.ascontiguousarray(chunk))
+            for codec in self.codecs:
+                buffer = codec._encode_sync(buffer, self.chunk_spec)
+            into[tuple(f + i for f, i in zip(first, local, strict=True))] = (
+                buffer.as_numpy_array())
+
+    def store(self, shard_coords: tuple[int, ...],
+              encoded: dict[tuple[int, ...], np.ndarray]) -> None:
+        """Lay out the ``encoded`` inner chunks of one shard (zarr's order, its index; the
+        chunks not given are absent) and store the shard at ``shard_coords``."""
         from zarr.core.buffer import default_buffer_prototype
         from zarr.core.buffer.cpu import NDBuffer
         from zarr.core.sync import sync
 
-        starts = [s.start or 0 for s in where]
-        counts = [-(-n // k) for n, k in zip(block.shape, self.shard, strict=True)]
-        prototype = default_buffer_prototype()
-        store_path = self.array.store_path
-        for local in np.ndindex(*counts):
-            lo = [i * k for i, k in zip(local, self.shard, strict=True)]
-            part = block[tuple(slice(a, a + k) for a, k in zip(lo, self.shard, strict=True))]
-            here = tuple(int(n // c) for n, c in zip(part.shape, self.inner, strict=True))
-            parts: list[np.ndarray] = []
-            index = np.full((*(k // c for k, c in zip(self.shard, self.inner, strict=True)), 2),
-                            _ABSENT, dtype=np.uint64)
-            offset = 0
-            for coords in self.order:
-                if any(int(i) >= n for i, n in zip(coords, here, strict=True)):
-                    continue  # past the array's end (an edge shard): absent
-                chunk = part[tuple(slice(int(i) * c, (int(i) + 1) * c)
-                                   for i, c in zip(coords, self.inner, strict=True))]
-                data: Any = NDBuffer.from_numpy_array(np.ascontiguousarray(chunk))
-                for codec in self.codecs:
-                    data = codec._encode_sync(data, self.chunk_spec)
-                encoded = data.as_numpy_array()
-                index[tuple(coords)] = (offset, encoded.nbytes)
-                parts.append(encoded)
-                offset += encoded.nbytes
-            if not self.index_at_end:  # chunks follow the index: shift their offsets
-                present = index[..., 0] != _ABSENT
-                index[present, 0] += self._index_nbytes(index)
-            encoded_index: Any = NDBuffer.from_numpy_array(index)
-            for codec in self.index_codecs:
-                encoded_index = codec._encode_sync(encoded_index, self.index_spec)
-            head = encoded_index.as_numpy_array()
-            parts = parts + [head] if self.index_at_end else [head, *parts]
-            shard_coords = tuple((a + b) // k for a, b, k in
-                                 zip(starts, lo, self.shard, strict=True))
-            key = self.array.metadata.encode_chunk_key(shard_coords)
-            value = prototype.buffer.from_array_like(np.concatenate(parts))
-            sync((store_path / key).set(value))
+        parts: list[np.ndarray] = []
+        index = np.full((*(k // c for k, c in zip(self.shard, self.inner, strict=True)), 2),
+                        _ABSENT, dtype=np.uint64)
+        offset = 0
+        for coords in map(tuple, self.order.tolist()):
+            chunk = encoded.get(coords)
+            if chunk is None:
+                continue  # absent (past the array's end in an edge shard)
+            index[coords] = (offset, chunk.nbytes)
+            parts.append(chunk)
+            offset += chunk.nbytes
+        if not self.index_at_end:  # chunks follow the index: shift their offsets
+            present = index[..., 0] != _ABSENT
+            index[present, 0] += self._index_nbytes(index)
+        encoded_index: Any = NDBuffer.from_numpy_array(index)
+        for codec in self.index_codecs:
+            encoded_index = codec._encode_sync(encoded_index, self.index_spec)
+        head = encoded_index.as_numpy_array()
+        parts = parts + [head] if self.index_at_end else [head, *parts]
+        key = self.array.metadata.encode_chunk_key(shard_coords)
+        value = default_buffer_prototype().buffer.from_array_like(np.concatenate(parts))
+        sync((self.array.store_path / key).set(value))
 
     def _index_nbytes(self, index: np.ndarray) -> int:
         from zarr.core.buffer.cpu import NDBuffer

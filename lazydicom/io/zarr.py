@@ -54,7 +54,12 @@ __all__ = ["ZarrTarget", "create", "write_shard", "to_zarr", "consolidate_metada
 
 #: Codecs of the pixel chunks: name -> (zarr codec class path, its arguments).
 COMPRESSORS = ("lz4", "zstd", "none")
-_SHARD_BYTES = "16MiB"  # smaller buffers than 64 MiB: fewer fresh pages (faults) per task
+_SHARD_BYTES = "16MiB"  # of frames per shard, and per task
+# Frames read and encoded at a time within a shard: a buffer that stays in the
+# CPU's cache and is reused, instead of a shard-sized one. On the 2-core VM of
+# docs/benchmarks.md, new memory is slow to touch (the host hands pages back
+# lazily): 16 MiB buffers cost about as much as 4 MiB shards saved.
+_PIECE_BYTES = 2 * 1024 * 1024
 PIXELS = "pixels"
 # Chunk keys "c.0.0.0", files side by side, rather than zarr's default nested
 # folders "c/0/0/0": a shard along the frame axis cost two new folders and a
@@ -287,22 +292,60 @@ def write_shard(frames: DicomFrames, target: ZarrTarget, region: tuple[slice, ..
 
     A task: it carries the frames object, the target and a region, and opens
     the zarr array itself, so it runs in threads, processes or cluster workers.
+    A region of whole shards (as ``ZarrTarget.regions`` makes them) is read
+    and encoded ``_PIECE_BYTES`` of frames at a time, each shard stored once
+    all its chunks are encoded; any other region is read whole and written
+    through zarr.
     """
     arr, writer = _opened(target)
     where = (*reversed(region), slice(None), slice(None))
     if frames.colour:
         where = (slice(None), *where)
     cells = frames.grid.cells[region]
-    shape = frames.frame_shape[:2] + cells.shape + frames.frame_shape[2:]
-    with _BUFFERS.borrow(math.prod(shape) * frames.dtype.itemsize) as buffer:
-        block = buffer.view(frames.dtype).reshape(shape, order="F")
-        frames.read_cells(cells, out=block)  # Fortran (x, y, *cells[, 3])
-        data = block.T  # C-contiguous: (rgb?, *reversed(dims), y, x)
-        if writer is not None and writer.covers(where, data.shape):
-            writer.write(data, where)  # whole shards, encoded in this thread
-        else:
-            arr[where] = data
+    extra = frames.frame_shape[2:]
+    shape = frames.frame_shape[:2] + cells.shape + extra
+    data_shape = shape[::-1]  # the block's transpose: (rgb?, *reversed(dims), y, x)
+    if writer is not None and writer.covers(where, data_shape):
+        frame_bytes = math.prod(frames.frame_shape) * frames.dtype.itemsize
+        encoded: dict[tuple[int, ...], np.ndarray] = {}
+        for piece in _pieces(region, frame_bytes, _PIECE_BYTES):
+            part = frames.grid.cells[piece]
+            part_shape = frames.frame_shape[:2] + part.shape + extra
+            with _BUFFERS.borrow(math.prod(part_shape) * frames.dtype.itemsize) as buffer:
+                block = buffer.view(frames.dtype).reshape(part_shape, order="F")
+                frames.read_cells(part, out=block)  # Fortran (x, y, *cells[, 3])
+                into = [p.start - r.start for p, r in zip(piece, region, strict=True)]
+                writer.encode(block.T, (*[0] * len(extra), *reversed(into), 0, 0), encoded)
+        writer.store_all(tuple((w.start or 0) // k for w, k in zip(where, writer.shard,
+                                                                   strict=True)), encoded)
+    else:  # not whole shards, or codecs ShardWriter cannot apply: through zarr
+        with _BUFFERS.borrow(math.prod(shape) * frames.dtype.itemsize) as buffer:
+            block = buffer.view(frames.dtype).reshape(shape, order="F")
+            frames.read_cells(cells, out=block)  # Fortran (x, y, *cells[, 3])
+            arr[where] = block.T  # C-contiguous: (rgb?, *reversed(dims), y, x)
     return math.prod(s.stop - s.start for s in region)
+
+
+def _pieces(region: tuple[slice, ...], frame_bytes: int, limit: int
+            ) -> Iterator[tuple[slice, ...]]:
+    """``region`` (grid dims) in parts of about ``limit`` bytes of frames, each
+    contiguous in the Fortran block of the region: the first dims whole, a run
+    along the next, single positions along the rest (at least one frame each)."""
+    sizes = [s.stop - s.start for s in region]
+    whole, j = 1, 0  # cells in the whole first j dims
+    while j < len(sizes) and whole * sizes[j] * frame_bytes <= limit:
+        whole *= sizes[j]
+        j += 1
+    if j == len(sizes):
+        yield region
+        return
+    run = max(1, limit // (whole * frame_bytes))
+    for outer in itertools.product(*(range(n) for n in sizes[j + 1:])):
+        for a in range(0, sizes[j], run):
+            yield (*region[:j],
+                   slice(region[j].start + a, region[j].start + min(a + run, sizes[j])),
+                   *(slice(r.start + o, r.start + o + 1)
+                     for r, o in zip(region[j + 1:], outer, strict=True)))
 
 
 def _opened(target: ZarrTarget) -> tuple[Any, ShardWriter | None]:
