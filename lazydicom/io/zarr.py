@@ -19,7 +19,7 @@ Shards (zarr's sharding codec) hold many frames each, sized in bytes (16 MiB
 by default), so a study of 1,000 series is about as many files as series, not
 one file per frame, while a reader of one frame still reads only its chunk.
 A shard is the unit of work: one task reads its frames (decoding where
-needed) into a reused buffer, and encodes the shard with the array's own
+needed) a few at a time into a reused buffer, and encodes them with the array's own
 zarr codecs in its own thread (``lazydicom.io.shards``; zarr's asynchronous
 pipeline costs more per one-frame chunk than compressing it, and does not
 run two writers in parallel), blosc-lz4 by default: fast to write and to
@@ -377,15 +377,15 @@ _OPENED_LOCK = threading.Lock()
 
 
 class _BufferPool:
-    """Shard-sized byte buffers reused across write tasks (at most ``keep`` kept).
+    """Byte buffers for a piece of a shard, reused across write tasks (at most ``keep`` kept).
 
     Written by hand because the cost it avoids is the kernel's, not Python's:
-    every fresh 16 MiB numpy array is new pages, and first-touch page faults
+    every fresh numpy array of frames is new pages, and first-touch page faults
     (with transparent huge pages, zeroing and compaction) cost as much as
     reading the frames from the page cache (measured on the 2-core VM of
     docs/benchmarks.md: 150 CT frames read in 0.05-0.24 s into fresh arrays,
-    0.03 s into a reused one). The block is encoded and stored before the
-    write returns (by ShardWriter or zarr), so a buffer is free right after it.
+    0.03 s into a reused one). The frames are encoded (by ShardWriter or
+    zarr) before the buffer is given back, so it is free right after.
     """
 
     def __init__(self, keep: int) -> None:
@@ -412,7 +412,7 @@ class _BufferPool:
                     free.pop(min(range(len(free)), key=lambda i: free[i].nbytes))
 
 
-# one per writer thread (extract runs cores + 1) up to 5: at most 80 MiB held once done
+# one per writer thread (extract runs cores + 1) up to 5: a few MiB held once done
 _BUFFERS = _BufferPool(keep=min((os.cpu_count() or 1) + 1, 5))
 
 
