@@ -32,7 +32,6 @@ import gc
 import multiprocessing
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +60,10 @@ class _ReadAhead:
     def __init__(self, roots: list[str]) -> None:
         context = multiprocessing.get_context()
         self._stop = context.Event()
-        self._listed = context.Event()
-        self._left = context.Value("q", -1, lock=False)  # files still to read
+        self._left = context.Value("q", -1, lock=False)  # files still to read; -1: listing
         self._receive, send = context.Pipe(duplex=False)
         self._process = context.Process(
-            target=_work, args=(roots, send, self._stop, self._listed, self._left, os.getpid()),
+            target=_work, args=(roots, send, self._stop, self._left, os.getpid()),
             daemon=True, name="lazydicom-readahead")
         self._process.start()
         send.close()
@@ -74,20 +72,20 @@ class _ReadAhead:
     def results(self) -> dict[str, dict[str, tuple[int, int, list, dict | None]]]:
         """What the worker read: root -> path -> (size, mtime, rows, skip entry or None).
 
-        Once the worker has listed the folders (the index has just listed
-        them too: not long), a worker with at most ``_FINISH`` files left
-        finishes them (sooner than starting the index's pool); otherwise it
-        stops after its batch.
+        A worker still listing the folders has read nothing: it is stopped at
+        once. One with at most ``_FINISH`` files left finishes them (sooner
+        than the index could start its pool); one with more stops after its
+        batch.
         """
         if self._files is not None:
             return self._files
-        deadline = time.monotonic() + _WAIT
-        while not self._listed.wait(0.005):
-            if not self._process.is_alive() or time.monotonic() > deadline:
-                break
-        if not 0 <= self._left.value <= _FINISH:
-            self._stop.set()
         files: dict[str, dict[str, tuple[int, int, list, dict | None]]] = {}
+        left = self._left.value
+        if left < 0:
+            self._close()
+            return {}
+        if left > _FINISH:
+            self._stop.set()
         try:
             if self._receive.poll(_WAIT):
                 for root, batches in self._receive.recv():
@@ -106,19 +104,17 @@ class _ReadAhead:
         return files
 
     def _close(self) -> None:
-        """Stop the worker, without its rows if not taken yet (it sends into a closed pipe)."""
+        """End the worker (it writes nothing, so it may be killed at any point)."""
         self._stop.set()
         self._receive.close()
-        self._process.join(1.0)
         if self._process.is_alive():
             self._process.kill()
-            self._process.join()
+        self._process.join()
         if self._files is None:
             self._files = {}
 
 
-def _work(roots: list[str], send: Any, stop: Any, listed: Any, left: Any, parent: int
-          ) -> None:
+def _work(roots: list[str], send: Any, stop: Any, left: Any, parent: int) -> None:
     """The worker: list ``roots``, read their headers in batches until done, stopped or
     ``_MOST`` files are read, then send ``[(root, [(files, rows, skipped), ...]), ...]``."""
     tie_to_parent(parent)
@@ -131,7 +127,6 @@ def _work(roots: list[str], send: Any, stop: Any, listed: Any, left: Any, parent
             found = scan_folder(root)
             todo.append((root, list(zip(found.paths, found.sizes, found.mtimes, strict=True))))
         left.value = min(_MOST, sum(len(files) for _, files in todo))
-        listed.set()
         for root, files in todo:
             batches: list = []
             done.append((root, batches))
@@ -144,7 +139,6 @@ def _work(roots: list[str], send: Any, stop: Any, listed: Any, left: Any, parent
     except Exception:  # noqa: BLE001 - the index reads and reports for itself
         pass
     left.value = 0
-    listed.set()
     try:
         send.send(done)
     except (OSError, ValueError):  # the command is gone or done without it

@@ -149,6 +149,8 @@ def test_the_index_command_reads_a_new_folder_ahead(corpus, tmp_path, capsys):
     real = readahead.take
 
     def take(root, files):
+        # here main() had no libraries to import: give the worker the time they take
+        _finished()
         rows, skipped, rest = real(root, files)
         taken.append(len(files) - len(rest))
         return rows, skipped, rest
@@ -157,7 +159,7 @@ def test_the_index_command_reads_a_new_folder_ahead(corpus, tmp_path, capsys):
         mp.setattr(readahead, "take", take)
         assert main(["index", str(corpus), "-q"]) == 0
     assert taken and taken[0] > 0  # the index took headers the worker had read
-    assert readahead._RUNNING is None or readahead._RUNNING._files is not None
+    assert readahead._RUNNING is not None and readahead._RUNNING._files is not None
     _assert_same_index(_open(corpus), ref)
 
 
@@ -174,3 +176,24 @@ def test_no_read_ahead_for_refused_arguments_or_a_folder_with_an_index(tmp_path,
     assert not readahead.wanted(str(folder))
     assert not readahead.wanted("s3://bucket/prefix")
     assert not readahead.wanted(str(tmp_path / "missing"))
+
+
+def test_a_read_ahead_still_listing_is_not_waited_for(tmp_path, monkeypatch):
+    folder = tmp_path / "series"
+    write_series(folder, {"InstanceNumber": list(range(1, 6))})
+    ref = _reference(folder, tmp_path)
+    real = readahead.scan_folder
+
+    def slow_listing(root):  # runs in the (forked) worker: a folder on a slow file system
+        time.sleep(60)
+        return real(root)
+
+    monkeypatch.setattr(readahead, "scan_folder", slow_listing)
+    readahead.start([str(folder)])
+    began = time.monotonic()
+    with opened_files(folder) as opened:
+        db = _open(folder)
+    assert time.monotonic() - began < 20  # the index did not wait for the listing
+    assert set(opened) == _dicom_files(folder)  # and read every header itself
+    assert not readahead._RUNNING._process.is_alive()
+    _assert_same_index(db, ref)
