@@ -120,13 +120,6 @@ class ShardWriter:
                 return False
         return True
 
-    def write(self, block: np.ndarray, where: tuple[slice, ...]) -> None:
-        """Encode and store every shard of ``block`` (C-contiguous) at ``where``."""
-        encoded: dict[tuple[int, ...], np.ndarray] = {}
-        self.encode(block, (0,) * block.ndim, encoded)
-        self.store_all(tuple((s.start or 0) // k for s, k in zip(where, self.shard,
-                                                                 strict=True)), encoded)
-
     def store_all(self, first: tuple[int, ...],
                   encoded: dict[tuple[int, ...], np.ndarray]) -> None:
         """Store the shards of ``encoded`` (inner chunks by their coordinates from the
