@@ -634,6 +634,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if _QUICK_START:
+        _import_pydicom()
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # e.g. `lazydicom index FOLDER | head`: not an error
@@ -674,6 +676,31 @@ def _read_ahead(sources: Sequence[str], index_path: str | None) -> None:
     from .readahead import start, wanted
 
     start([f for f in folders if wanted(f)])
+
+
+def _import_pydicom() -> None:
+    """Import pydicom without ``requests``, which it loads only to download its own
+    test files (``pydicom.data``), falling back to ``urllib`` when it is missing.
+
+    ``requests`` with urllib3, charset_normalizer and idna was 50 ms of the
+    0.3 s ``import pydicom`` (median of 6 runs each, ``python -X importtime``
+    on the 2-core VM of docs/benchmarks.md), in every command: all three read
+    DICOM. Only for the command-line process (``run``), where nothing
+    downloads pydicom's test data; ``requests`` stays importable afterwards
+    (dicomweb-client uses it for DICOMweb sources). Where pydicom cannot be
+    imported so, it is imported as usual.
+    """
+    if "pydicom" in sys.modules or "requests" in sys.modules:
+        return
+    sys.modules["requests"] = None  # type: ignore[assignment]  # "import requests" fails
+    try:
+        import pydicom  # noqa: F401
+    except ImportError:
+        pass  # imported again below with requests, and any real error raised there
+    finally:
+        if "requests" in sys.modules and sys.modules["requests"] is None:
+            del sys.modules["requests"]
+    import pydicom  # noqa: F401,F811
 
 
 def _started() -> None:

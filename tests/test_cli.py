@@ -217,6 +217,47 @@ def test_the_command_exits_quickly_with_its_output_and_status_intact(tmp_path):
     assert bad.returncode == 1 and bad.stderr.startswith("lazydicom: error: ")
 
 
+def test_the_command_imports_pydicom_without_requests_which_stays_importable(tmp_path):
+    """The console script imports pydicom without ``requests`` (pydicom loads it
+    only to download its test files): after ``extract``, requests is not loaded,
+    pydicom falls back to urllib, the data equal a plain pydicom read, and
+    ``import requests`` still works in the process; main() called in a process
+    that has requests leaves it alone."""
+    files = write_series(tmp_path / "dicom", {"SliceLocation": [2.0, 1.0]}, (6, 4))
+    probe = (
+        "import atexit, sys, lazydicom.cli as c\n"
+        "def after():\n"  # run() calls the atexit handlers, then os._exit
+        "    import pydicom.data.download as d\n"
+        "    print('loaded', 'requests' in sys.modules, d.HAVE_REQUESTS)\n"
+        "    import requests\n"
+        "    print('importable', callable(requests.get))\n"
+        "atexit.register(after)\n"
+        "sys.argv = ['lazydicom', *sys.argv[1:]]\n"
+        "c.run()\n"
+    )
+    out = tmp_path / "o.zarr"
+    proc = subprocess.run([sys.executable, "-c", probe, "extract", str(tmp_path / "dicom"),
+                           str(out), "--dims", "SliceLocation", "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "loaded False False" in proc.stdout.splitlines()
+    assert "importable True" in proc.stdout.splitlines()
+    import numpy as np
+    import zarr
+
+    by_location = sorted(files, key=lambda f: float(pydicom.dcmread(f).SliceLocation))
+    group = zarr.open_group(str(out), mode="r")
+    (name,) = list(group.group_keys())
+    got = group[name]["pixels"][...]
+    expected = np.stack([pydicom.dcmread(f).pixel_array for f in by_location])
+    np.testing.assert_array_equal(got, expected)
+
+    import requests  # this process already has it: main() must not hide it
+
+    assert main(["index", str(tmp_path / "dicom")]) == 0
+    assert sys.modules["requests"] is requests
+
+
 @pytest.mark.parametrize("command", ["index", "array", "extract"])
 def test_the_command_collects_garbage_once_its_libraries_are_loaded(tmp_path, command):
     """The console script turns the cyclic collector off only while a command's
