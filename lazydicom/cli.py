@@ -426,6 +426,8 @@ def _where(items: Sequence[str]) -> dict:
     Text attributes keep the text as it is (``PatientID=0123`` is ``'0123'``,
     not 123), number attributes parse it, private tags match either.
     """
+    if not items:
+        return {}  # pandas (with schema) loads after the header read-ahead has started
     from .schema import parse_text
     from .tags import resolve
 
