@@ -26,7 +26,10 @@ Data (kept in the scratch folder):
 - **jpeg-batch**: 5 copies of the shared JPEG Lossless CT folder (303 files each,
   new UIDs per copy): 1,515 files;
 - **mr-grid**: the 1,280-file multi-dim MR grid of :mod:`benchmarks.data`,
-  extracted on ``SliceLocation,FlipAngle,RepetitionTime``.
+  extracted on ``SliceLocation,FlipAngle,RepetitionTime``;
+- **many-series**: 200 series of 5 frames made from 5 files of the MR grid
+  (:func:`ensure_many_series`): 1,000 files of 256x256 uint16, where the cost is
+  per series.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from pathlib import Path
 
 from .common import Row, fmt_ratio
 
-__all__ = ["run_extract", "ensure_ct_batch", "ensure_jpeg_batch"]
+__all__ = ["run_extract", "ensure_ct_batch", "ensure_jpeg_batch", "ensure_many_series"]
 
 _PLAIN = r"""
 import sys, os, glob, numpy as np, pydicom, zarr
@@ -150,6 +153,39 @@ def ensure_jpeg_batch(scratch: Path, log: Callable[[str], None] = print) -> Path
     return folder
 
 
+def ensure_many_series(grid: Path, scratch: Path, log: Callable[[str], None] = print) -> Path:
+    """200 series of 5 MR frames (256x256 uint16), one folder per series: many small series.
+
+    Made from 5 files of the multi-dim MR grid with new UIDs, SeriesNumber and
+    InstanceNumber 1-5 per series: the cost of extraction is then per series
+    (groups, arrays, metadata files), not per byte.
+    """
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    folder = Path(scratch) / "extract-many-series"
+    done = folder / ".complete"
+    if done.exists():
+        return folder
+    log(f"writing 200 series of 5 MR frames into {folder} ...")
+    shutil.rmtree(folder, ignore_errors=True)
+    sources = sorted(_dicom_files(grid))[:5]
+    study = generate_uid()
+    for s in range(200):
+        sub = folder / f"series{s:03d}"
+        sub.mkdir(parents=True)
+        series = generate_uid()
+        for i, path in enumerate(sources):
+            ds = pydicom.dcmread(path)
+            ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+            ds.SeriesNumber, ds.SeriesDescription = s + 1, f"small series {s}"
+            ds.InstanceNumber = i + 1
+            ds.save_as(sub / f"{i:02d}.dcm", enforce_file_format=True)
+    done.write_text("1000")
+    return folder
+
+
 def _clean(folder: Path, out: Path, keep_index: bool) -> Callable[[], None]:
     def setup() -> None:
         shutil.rmtree(out, ignore_errors=True)
@@ -238,6 +274,9 @@ def run_extract(scratch: Path, repeat: int = 3, log: Callable[[str], None] = pri
         # 1,280 files and exits 8): name its volumes by folder, series and repetition
         sets.append(("MR grid 1,280 files, 3 dims", Path(grid),
                      "SliceLocation,FlipAngle,RepetitionTime", False, ["-f", "%f_%s_%r"]))
+        sets.append(("Many small series, 200 x 5 MR frames", ensure_many_series(grid, scratch,
+                                                                                log),
+                     "InstanceNumber", False, []))
     for label, folder, dims, target, d2n in sets:
         files, size = _files(folder), _bytes(folder)
         out = scratch / "extract-out"
