@@ -75,7 +75,7 @@ def series_attrs(table: pd.DataFrame) -> dict[str, Any]:
         dtype = col.dtype
         if isinstance(dtype, pd.CategoricalDtype):
             codes, categories = col.array.codes, col.array.categories  # no accessor objects
-            if codes[0] < 0 or (codes < 0).any():  # missing in some frame: not one value
+            if (codes < 0).any():  # missing in some frame: not one value
                 continue
             if (codes == codes[0]).all():
                 first = categories[codes[0]]
