@@ -658,7 +658,9 @@ def select(
 
     grid = build_grid(table, dims, coords, slice)
     used = np.unique(grid.cells[grid.cells >= 0])
-    frames = frame_table(table.iloc[used], root, source)
+    # every row, in order (the usual series): no copy of the table's columns
+    every = len(used) == len(table) and (not len(used) or int(used[-1]) == len(used) - 1)
+    frames = frame_table(table if every else table.iloc[used], root, source)
     cells = np.where(grid.cells >= 0, np.searchsorted(used, grid.cells), -1)
     grid = Grid(grid.dims, grid.coords, cells)
     formats = frames.formats or frame_table(table.iloc[:1], root).formats

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidArgumentError, LazyDicomError
 from .io.labels import series_attrs, series_name, units
-from .io.zarr import ZarrTarget, consolidate_metadata, create, packed, write_shard
+from .io.zarr import GroupWriter, ZarrTarget, packed, write_shard
 from .records import Database, open_database
 from .scan import expand_sources
 
@@ -95,11 +95,9 @@ def _marker(out: str, name: str) -> dict | None:
     return marker if isinstance(marker, dict) else None
 
 
-def _mark_complete(out: str, name: str, fingerprint: str) -> None:
-    import zarr
-
-    g = zarr.open_group(out, path=name, mode="r+", use_consolidated=False)
-    g.attrs[_MARKER] = {"format": EXTRACT_FORMAT, "fingerprint": fingerprint, "complete": True}
+def _mark_complete(groups: GroupWriter, name: str, fingerprint: str) -> None:
+    groups.update_attributes(name, {_MARKER: {"format": EXTRACT_FORMAT,
+                                              "fingerprint": fingerprint, "complete": True}})
 
 
 def _client(scheduler: Any) -> Any:
@@ -258,6 +256,7 @@ def extract(
     root = zarr.open_group(out, mode="a", use_consolidated=False)
     root.attrs.update({"lazydicom": {"format": EXTRACT_FORMAT, "dims": [str(d) for d in dims],
                                      "sources": [db.path for db in databases]}})
+    groups = GroupWriter(out)
 
     report: list[dict[str, Any]] = []
     jobs: list[_Job] = []
@@ -277,8 +276,12 @@ def extract(
                 continue
             job = _Job(name, None, fingerprint, 0)
             try:
-                frames = series.frames(dims, fill_value=0 if fill_value is None
-                                       else fill_value, rescale=rescale)
+                columns = series.ensure(dims)
+                if not set(columns) <= set(table.columns):  # read from headers just now
+                    table = series.table()
+                # planned from the table in hand: Series.frames would take it again
+                frames = series._planned(table, dims, columns, fill_value=0 if fill_value
+                                         is None else fill_value, rescale=rescale)
                 if fill_value is None:
                     frames = frames.marking_empty()
                 frames, encoding = packed(frames) if pack else (frames, {})
@@ -289,9 +292,8 @@ def extract(
                 attrs["dims"] = [str(d) for d in dims]
                 job.frames, job.cells = frames, frames.grid.size
                 job.make_target = functools.partial(
-                    create, frames, out, group=name, attrs=attrs, compressor=compressor,
-                    shard_bytes=shard_bytes, consolidate=False, table=table,
-                    encoding=encoding)
+                    groups.create, frames, group=name, attrs=attrs, compressor=compressor,
+                    shard_bytes=shard_bytes, table=table, encoding=encoding)
             except (LazyDicomError, ValueError, KeyError, OSError) as exc:
                 job.error = exc
             jobs.append(job)
@@ -301,10 +303,10 @@ def extract(
     bar = _Progress(sum(j.cells for j in jobs if j.error is None), len(jobs), progress)
     try:
         _run(jobs, scheduler, workers, bar,
-             lambda job: _mark_complete(out, job.name, job.fingerprint))
+             lambda job: _mark_complete(groups, job.name, job.fingerprint))
     finally:
         bar.close()
-        consolidate_metadata(out)
+        groups.consolidate()
     by_name = {job.name: job for job in jobs}
     for entry in report:
         if entry["name"] in by_name:

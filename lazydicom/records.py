@@ -126,10 +126,19 @@ class _Arrays:
             dims = tuple(slice)
         dims = _as_dims(dims)
         columns = self.ensure(dims)
+        return self._planned(self._selected(where), dims, columns, coords, slice,
+                             fill_value=fill_value, rescale=rescale)
+
+    def _planned(self, table: pd.DataFrame, dims: tuple[Any, ...], columns: list[str],
+                 coords: Mapping[Any, Any] | None = None,
+                 slice: Mapping[Any, Any] | None = None, *, fill_value: Any = 0,
+                 rescale: bool = True) -> DicomFrames:
+        """``frames`` of ``table`` (this record's, already selected; ``columns`` of ``dims``
+        ensured): extract plans a series from the table it already holds."""
         _check_distinct(dims, columns)
         by_column = lambda m: None if m is None else {  # noqa: E731
             resolve(k).column: v for k, v in m.items()}
-        return select(self._selected(where), columns, by_column(coords), by_column(slice),
+        return select(table, columns, by_column(coords), by_column(slice),
                       root=self.database.path, rescale=rescale, fill_value=fill_value,
                       cache=self.database.cache, source=self.database.source)
 

@@ -257,6 +257,58 @@ def test_interrupted_or_failed_series_are_written_on_the_next_run(dicom, tmp_pat
     np.testing.assert_array_equal(got.values, expected_ndarray(COORDS, SHAPE, rescale=RESCALE))
 
 
+def _consolidated(store) -> dict:
+    """The consolidated metadata in the root ``zarr.json`` of a local store, as stored."""
+    import json
+
+    doc = json.loads((Path(store) / "zarr.json").read_text())
+    return doc["consolidated_metadata"]["metadata"]
+
+
+def test_consolidated_metadata_is_zarrs_own_for_the_store_as_it_is(dicom, tmp_path):
+    """extract consolidates from the metadata it made plus the store's other nodes;
+    the reference is zarr.consolidate_metadata run on a copy of the store afterwards:
+    after a first run (one series failed), a rerun with one series rewritten and the
+    others skipped, and a run that replaces a series a stranger group sits beside."""
+    import shutil
+
+    files = _study(dicom)
+    out = tmp_path / "out.zarr"
+
+    def check() -> None:
+        ref = tmp_path / "ref.zarr"
+        shutil.rmtree(ref, ignore_errors=True)
+        shutil.copytree(out, ref)
+        with pytest.warns(UserWarning, match="Consolidated metadata"):
+            zarr.consolidate_metadata(str(ref))
+        assert _consolidated(out) == _consolidated(ref)
+        names = {k for k in _consolidated(out) if "/" not in k}
+        assert names == set(zarr.open_group(out, mode="r", use_consolidated=False)
+                            .group_keys())
+
+    broken = files["rle"][0]
+    data = broken.read_bytes()
+    db = lazydicom.open(dicom, progress=False)
+    broken.write_bytes(data[: len(data) - 20])
+    assert sorted(r["status"] for r in extract(db, out, DIMS, progress=False)) == [
+        "failed", "written", "written"]
+    check()
+    broken.write_bytes(data)
+    zarr.open_group(out, mode="a").create_group("stranger").create_array(
+        "a", shape=(3,), dtype="f4", dimension_names=("i",))
+    st = os.stat(files["flip"][0])
+    os.utime(files["flip"][0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    report = extract(dicom, out, DIMS, progress=False)
+    assert sorted(r["status"] for r in report) == ["skipped", "written", "written"]
+    check()
+    assert "stranger/a" in _consolidated(out)
+    written = [r["name"] for r in report if r["status"] == "written"]
+    for name in written:  # the completion marker is in the consolidated metadata too
+        assert _consolidated(out)[name]["attributes"]["lazydicom_extract"]["complete"]
+    tree = xr.open_datatree(out, engine="zarr")
+    assert sorted(tree.children) == sorted([*(r["name"] for r in report), "stranger"])
+
+
 def test_cli_extract(dicom, tmp_path, capsys):
     _study(dicom)
     out = tmp_path / "cli.zarr"

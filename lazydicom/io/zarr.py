@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from ..array import DicomFrames
 
-__all__ = ["ZarrTarget", "create", "write_shard", "to_zarr", "consolidate_metadata",
+__all__ = ["ZarrTarget", "GroupWriter", "create", "write_shard", "to_zarr",
            "packed", "COMPRESSORS"]
 
 #: Codecs of the pixel chunks: name -> (zarr codec class path, its arguments).
@@ -171,120 +171,239 @@ def create(
     selected from) the cells' geometry and presence are stored too (see
     ``lazydicom.io.labels.cell_labels``).
     """
-    import asyncio
-
-    import zarr.api.asynchronous as azarr
-    from zarr.core.sync import sync
-    from zarr.storage import MemoryStore
-
-    location = _store_location(store)
-    attrs = dict(attrs or {})
-    more: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
-    if table is not None:
-        more, geometry = cell_labels(table, frames)
-        attrs.update(geometry)
-    names = list(frames.dims[2:])
-    arrays: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}  # coordinate arrays
-    extra: list[str] = []
-    for dim, values in zip(names, frames.grid.coords):
-        for coord, (axis, data) in coordinates(dim, values).items():
-            arrays[coord] = ((axis,), data)
-            if coord != dim:
-                extra.append(coord)
-    for coord, (axes, data) in more.items():
-        arrays[coord] = (axes, data)
-        if coord not in ("x", "y"):
-            extra.append(coord)
-    if frames.colour:
-        arrays["rgb"] = (("rgb",), np.array(["R", "G", "B"], dtype=object))
-        names = names[:-1]
-    budget = f"{shard_bytes}B" if isinstance(shard_bytes, int) else shard_bytes
-    shards = frames.chunks(budget)[2 : 2 + len(names)]
-    shard = tuple(max(c) if c else 1 for c in shards)
-    x, y = frames.frame_shape[:2]
-    shape = (*reversed(frames.grid.shape), y, x)
-    dims = (*reversed(names), "y", "x")
-    inner = (1,) * len(names) + (y, x)
-    outer = tuple(reversed(shard)) + (y, x)
-    if frames.colour:
-        shape, dims, inner, outer = (3, *shape), ("rgb", *dims), (1, *inner), (1, *outer)
-    pixel_attrs = dict(attrs or {})
-    pixel_attrs.update(encoding or {})
-    if extra:
-        pixel_attrs["coordinates"] = " ".join(extra)
-
-    # The group is made in a zarr MemoryStore, then its objects are stored in
-    # one gathered batch. Made in place, every zarr.json and coordinate chunk
-    # is a round trip through zarr's event loop and, for a folder, a hop to a
-    # file thread (a CT series' 9 arrays: 41-45 ms of CPU per group made in
-    # place, 17-23 ms this way; measured on the 2-core VM of docs/benchmarks.md,
-    # where 8 series' groups were a quarter of an extract's time). Coordinates
-    # are stored uncompressed: a few hundred values, nothing to gain.
-    codec = _codec(compressor)  # a bad name fails here, before any coroutine exists
-
-    async def make() -> None:
-        memory = MemoryStore()
-        root = await azarr.open_group(memory, path=group or "", mode="w", zarr_format=3,
-                                      attributes=attrs)
-
-        async def coordinate(name: str, axes: tuple[str, ...], data: np.ndarray) -> None:
-            kind = str if data.dtype == object else data.dtype
-            arr = await root.create_array(name, shape=data.shape, dtype=kind,
-                                          dimension_names=axes, compressors=None,
-                                          chunk_key_encoding=_KEYS)
-            if data.size:
-                await arr.setitem(Ellipsis, data)
-
-        await asyncio.gather(
-            *(coordinate(name, axes, data) for name, (axes, data) in arrays.items()),
-            root.create_array(
-                PIXELS, shape=shape, dtype=frames.dtype, chunks=inner,
-                shards=outer if all(shape) else None, compressors=codec,
-                fill_value=frames.fill_value if fill_value is None else fill_value,
-                dimension_names=dims, attributes=pixel_attrs, chunk_key_encoding=_KEYS))
-        await _copy_group(memory, location, group or "")
-
-    sync(make())
+    groups = GroupWriter(store)
+    target = groups.create(frames, group=group, attrs=attrs, compressor=compressor,
+                           shard_bytes=shard_bytes, fill_value=fill_value, table=table,
+                           encoding=encoding)
     if consolidate:
-        consolidate_metadata(location)
-    path = f"{group.strip('/')}/{PIXELS}" if group else PIXELS
-    return ZarrTarget(location, path, shard)
+        groups.consolidate()
+    return target
 
 
-async def _copy_group(memory: Any, location: Any, group: str) -> None:
-    """Store the objects of ``group`` made in ``memory`` at ``location``, replacing it.
+class GroupWriter:
+    """Makes groups of one zarr store, keeping their metadata in memory for the rest of a batch.
 
-    What was under ``group`` there is deleted first (as zarr's ``mode="w"``);
-    the parent groups zarr made in memory are stored only where none exists,
-    so an existing root keeps its attributes.
+    Why: extraction makes a group per series, marks it complete once its
+    shards are written, and consolidates the store's metadata at the end.
+    Through zarr's API on the store itself, each of these reads back what was
+    just written: the pixel array opened by every writer (4.5 ms), the group
+    reopened to add the marker, and every ``zarr.json`` read again to
+    consolidate (1.0 s for 200 series of 9 arrays). For a batch of many small
+    series those reads were most of the time (measured on the 2-core VM of
+    docs/benchmarks.md: 200 series of 5 frames, 40-50 ms a series). Here zarr
+    makes each group in a ``MemoryStore`` that mirrors the metadata this
+    writer stored (one per group: a shared one made each group's
+    ``mode="w"`` list every key made before); attributes are updated there
+    and stored, and the consolidated metadata is zarr's own, computed over the
+    mirrors plus the ``zarr.json`` of every node of the store this writer did
+    not make (series of earlier runs), so it describes the store as it is.
+
+    Every operation runs on zarr's event loop (``zarr.core.sync``), so
+    threads may create groups concurrently.
     """
-    import asyncio
 
-    import zarr.api.asynchronous as azarr
-    from zarr.core.buffer import default_buffer_prototype
+    def __init__(self, store: Any) -> None:
+        import zarr.api.asynchronous as azarr
+        from zarr.core.sync import sync
+        from zarr.storage import MemoryStore
 
-    prototype = default_buffer_prototype()
-    items = [(key, await memory.get(key, prototype=prototype)) async for key in memory.list()]
-    store = (await azarr.open_group(location, mode="a", zarr_format=3)).store
-    prefix = f"{group}/" if group else ""
-    if group:
-        await store.delete_dir(group)
-    else:
-        await store.clear()
-    await asyncio.gather(*(store.set(key, value) if key.startswith(prefix) else
-                           store.set_if_not_exists(key, value) for key, value in items))
+        self.location = _store_location(store)
+        # the root is created if missing (as extract's open_group(mode="a"))
+        self.store = sync(azarr.open_group(self.location, mode="a", zarr_format=3)).store
+        self.made: dict[str, MemoryStore] = {}  # group -> the mirror of what was stored
 
+    def create(
+        self,
+        frames: DicomFrames,
+        *,
+        group: str | None = None,
+        attrs: Mapping[str, Any] | None = None,
+        compressor: str | None = "lz4",
+        shard_bytes: str | int = _SHARD_BYTES,
+        fill_value: Any = None,
+        table: pd.DataFrame | None = None,
+        encoding: Mapping[str, Any] | None = None,
+    ) -> ZarrTarget:
+        """Create (replace) the group of ``frames``, as [`create`][lazydicom.io.zarr.create]
+        without consolidating."""
+        import asyncio
 
-def consolidate_metadata(store: Any) -> None:
-    """zarr's consolidated metadata of the whole store (xarray opens it in one read)."""
-    import warnings
+        import zarr
+        import zarr.api.asynchronous as azarr
+        from zarr.core.sync import sync
+        from zarr.storage import MemoryStore, StorePath
 
-    import zarr
+        group = (group or "").strip("/")
+        attrs = dict(attrs or {})
+        more: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
+        if table is not None:
+            more, geometry = cell_labels(table, frames)
+            attrs.update(geometry)
+        names = list(frames.dims[2:])
+        arrays: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}  # coordinate arrays
+        extra: list[str] = []
+        for dim, values in zip(names, frames.grid.coords):
+            for coord, (axis, data) in coordinates(dim, values).items():
+                arrays[coord] = ((axis,), data)
+                if coord != dim:
+                    extra.append(coord)
+        for coord, (axes, data) in more.items():
+            arrays[coord] = (axes, data)
+            if coord not in ("x", "y"):
+                extra.append(coord)
+        if frames.colour:
+            arrays["rgb"] = (("rgb",), np.array(["R", "G", "B"], dtype=object))
+            names = names[:-1]
+        budget = f"{shard_bytes}B" if isinstance(shard_bytes, int) else shard_bytes
+        shards = frames.chunks(budget)[2 : 2 + len(names)]
+        shard = tuple(max(c) if c else 1 for c in shards)
+        x, y = frames.frame_shape[:2]
+        shape = (*reversed(frames.grid.shape), y, x)
+        dims = (*reversed(names), "y", "x")
+        inner = (1,) * len(names) + (y, x)
+        outer = tuple(reversed(shard)) + (y, x)
+        if frames.colour:
+            shape, dims, inner, outer = (3, *shape), ("rgb", *dims), (1, *inner), (1, *outer)
+        pixel_attrs = dict(attrs or {})
+        pixel_attrs.update(encoding or {})
+        if extra:
+            pixel_attrs["coordinates"] = " ".join(extra)
+        path = f"{group}/{PIXELS}" if group else PIXELS
 
-    with warnings.catch_warnings():
-        # zarr notes that consolidated metadata is not in the v3 spec yet
-        warnings.filterwarnings("ignore", message="Consolidated metadata")
-        zarr.consolidate_metadata(_store_location(store))
+        # The group is made in the mirror, then its objects are stored in one
+        # gathered batch. Made in place, every zarr.json and coordinate chunk
+        # is a round trip through zarr's event loop and, for a folder, a hop to
+        # a file thread (a CT series' 9 arrays: 41-45 ms of CPU per group made
+        # in place, 17-23 ms this way; measured on the 2-core VM of
+        # docs/benchmarks.md, where 8 series' groups were a quarter of an
+        # extract's time). Coordinates are stored uncompressed: a few hundred
+        # values, nothing to gain.
+        codec = _codec(compressor)  # a bad name fails here, before any coroutine exists
+
+        async def make() -> Any:
+            # made at the root of its own store (stored under ``group``): zarr
+            # writes every array's parent groups with it, one level here
+            mirror = MemoryStore()
+            root = await azarr.open_group(mirror, mode="w", zarr_format=3, attributes=attrs)
+
+            async def coordinate(name: str, axes: tuple[str, ...], data: np.ndarray) -> None:
+                kind = str if data.dtype == object else data.dtype
+                arr = await root.create_array(name, shape=data.shape, dtype=kind,
+                                              dimension_names=axes, compressors=None,
+                                              chunk_key_encoding=_KEYS)
+                if data.size:
+                    await arr.setitem(Ellipsis, data)
+
+            _, pixels = await asyncio.gather(
+                asyncio.gather(*(coordinate(name, axes, data)
+                                 for name, (axes, data) in arrays.items())),
+                root.create_array(
+                    PIXELS, shape=shape, dtype=frames.dtype, chunks=inner,
+                    shards=outer if all(shape) else None, compressors=codec,
+                    fill_value=frames.fill_value if fill_value is None else fill_value,
+                    dimension_names=dims, attributes=pixel_attrs, chunk_key_encoding=_KEYS))
+            self.made.pop(group, None)  # replaced: until stored, the store is the truth
+            await self._store_group(group, mirror)
+            self.made[group] = mirror
+            return pixels
+
+        pixels = sync(make())
+        target = ZarrTarget(self.location, path, shard)
+        # the writers' array, from the metadata just made rather than read back
+        _remember(target, zarr.Array(zarr.AsyncArray(
+            pixels.metadata, StorePath(self.store, path))))
+        return target
+
+    async def _store_group(self, group: str, mirror: Any) -> None:
+        """Store the objects of ``group`` made in ``mirror``, replacing what was there.
+
+        What was under ``group`` is deleted first (as zarr's ``mode="w"``);
+        the parent groups are stored only where none exists, so an existing
+        root keeps its attributes.
+        """
+        import asyncio
+
+        import zarr.api.asynchronous as azarr
+        from zarr.core.buffer import default_buffer_prototype
+        from zarr.storage import LocalStore, MemoryStore
+
+        prototype = default_buffer_prototype()
+        prefix = f"{group}/" if group else ""
+        items = [(prefix + key, await mirror.get(key, prototype=prototype))
+                 async for key in mirror.list()]
+        parts = group.split("/") if group else []
+        parents = ["/".join([*parts[:i], "zarr.json"]) for i in range(1, len(parts))]
+        if not group:
+            await self.store.clear()
+        elif not (isinstance(self.store, LocalStore)  # a new local group: nothing to list
+                  and not (self.store.root / group).exists()):
+            await self.store.delete_dir(group)
+        if parents:  # intermediate groups, without attributes, where none exists
+            empty = MemoryStore()
+            await azarr.open_group(empty, mode="w", zarr_format=3)
+            value = await empty.get("zarr.json", prototype=prototype)
+            assert value is not None
+            await asyncio.gather(*(self.store.set_if_not_exists(key, value) for key in parents))
+        await asyncio.gather(
+            *(self.store.set(key, value) for key, value in items if value is not None))
+
+    def update_attributes(self, group: str, attrs: Mapping[str, Any]) -> None:
+        """Add ``attrs`` to the attributes of ``group`` (made by this writer) and store them."""
+        import zarr.api.asynchronous as azarr
+        from zarr.core.buffer import default_buffer_prototype
+        from zarr.core.sync import sync
+
+        group = group.strip("/")
+        mirror = self.made.get(group)
+        if mirror is None:
+            raise KeyError(f"group {group!r} was not made by this writer")
+        key = f"{group}/zarr.json" if group else "zarr.json"
+
+        async def update() -> None:
+            g = await azarr.open_group(mirror, mode="r+", use_consolidated=False)
+            await g.update_attributes(dict(attrs))
+            value = await mirror.get("zarr.json", prototype=default_buffer_prototype())
+            assert value is not None
+            await self.store.set(key, value)
+
+        sync(update())
+
+    def consolidate(self) -> None:
+        """zarr's consolidated metadata of the whole store (xarray opens it in one read)."""
+        import warnings
+
+        import zarr.api.asynchronous as azarr
+        from zarr.core.buffer import default_buffer_prototype
+        from zarr.core.sync import sync
+        from zarr.storage import MemoryStore
+
+        async def run() -> None:
+            prototype = default_buffer_prototype()
+            everything = MemoryStore()
+            for group, mirror in self.made.items():
+                async for key in mirror.list():
+                    if key.endswith("zarr.json"):
+                        value = await mirror.get(key, prototype=prototype)
+                        if value is not None:
+                            await everything.set(f"{group}/{key}" if group else key, value)
+            made = tuple(f"{g}/" for g in self.made if g)
+            async for key in self.store.list():  # the nodes this writer did not make
+                if ((key == "zarr.json" or key.endswith("/zarr.json"))
+                        and not key.startswith(made)):
+                    value = await self.store.get(key, prototype=prototype)
+                    if value is not None:
+                        await everything.set(key, value)
+            if await everything.get("zarr.json", prototype=prototype) is None:
+                return  # no root: nothing to consolidate
+            with warnings.catch_warnings():
+                # zarr notes that consolidated metadata is not in the v3 spec yet
+                warnings.filterwarnings("ignore", message="Consolidated metadata")
+                await azarr.consolidate_metadata(everything)
+            value = await everything.get("zarr.json", prototype=prototype)
+            assert value is not None
+            await self.store.set("zarr.json", value)
+
+        sync(run())
 
 
 def write_shard(frames: DicomFrames, target: ZarrTarget, region: tuple[slice, ...]) -> int:
@@ -362,8 +481,12 @@ def _opened(target: ZarrTarget) -> tuple[Any, ShardWriter | None]:
         found = _OPENED.get(id(target))
     if found is not None and found[0] is target:
         return found[1], found[2]
-    arr = zarr.open_array(target.store, path=target.path, mode="r+").with_config(
-        {"write_empty_chunks": True})  # never compare each chunk with the fill value
+    return _remember(target, zarr.open_array(target.store, path=target.path, mode="r+"))
+
+
+def _remember(target: ZarrTarget, arr: Any) -> tuple[Any, ShardWriter | None]:
+    """Keep ``arr`` and its shard writer as the target's; returns them."""
+    arr = arr.with_config({"write_empty_chunks": True})  # never compare chunks with the fill
     writer = ShardWriter.for_array(arr)
     with _OPENED_LOCK:
         _OPENED[id(target)] = (target, arr, writer)
