@@ -165,3 +165,60 @@ def test_write_shard_takes_the_whole_shard_path_for_lazydicoms_layout(tmp_path, 
                                   config={"write_empty_chunks": True})
     reference[...] = expected.T
     assert _files(str(tmp_path / "out.zarr" / "pixels")) == _files(str(tmp_path / "zarr.zarr"))
+
+
+COORDINATES = [
+    np.array([3.5, -1.0, 2.25]),
+    np.array([0.0, 0.0]),  # all fill value: zarr stores no chunk
+    np.array([-0.0, 0.0]),  # -0.0 is not the fill value 0.0 bit for bit
+    np.array([np.nan, 1.0, np.nan]),
+    np.arange(6, dtype=np.int64).reshape(2, 3),
+    np.arange(4, dtype=">i4"),  # big-endian input, stored little-endian
+    np.array([[True, False], [True, True]]),
+    np.zeros((2, 2, 2), dtype=bool),
+    np.array([7], dtype=np.uint16),
+]
+
+
+@pytest.mark.parametrize("data", COORDINATES, ids=lambda d: f"{d.dtype.str}-{d.shape}")
+def test_coordinate_arrays_from_a_template_are_zarrs_own_objects(data):
+    """A coordinate array made from the metadata of an earlier one (lazydicom.io.zarr
+    ``_coordinate_objects``) is stored as the very keys and bytes zarr's create_array
+    and setitem store for the same data, and zarr reads back the data."""
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
+    from zarr.storage import MemoryStore
+
+    from lazydicom.io import zarr as lz
+
+    prototype = default_buffer_prototype()
+    axes = tuple(f"d{i}" for i in range(data.ndim))
+    # an earlier array of the same dtype and ndim (other shape, values, dims) teaches it
+    other = np.resize(data, tuple(n + 1 for n in data.shape))
+    lz._TEMPLATES.pop((data.dtype.str, data.ndim), None)
+    assert lz._coordinate_objects(data, axes) is None
+    lz._learn_coordinate(other, zarr.create_array(
+        MemoryStore(), shape=other.shape, dtype=other.dtype, chunks=other.shape,
+        compressors=None, chunk_key_encoding=lz._KEYS, dimension_names=("q",) * other.ndim
+    ).metadata)
+    objects = lz._coordinate_objects(data, axes)
+    if not data.dtype.isnative:  # zarr's own path, whatever it does with the byte order
+        assert objects is None
+        return
+    assert objects is not None
+    reference = MemoryStore()
+    arr = zarr.create_array(reference, shape=data.shape, dtype=data.dtype, chunks=data.shape,
+                            compressors=None, chunk_key_encoding=lz._KEYS,
+                            dimension_names=axes)
+    arr[...] = data
+    expected = {key: sync(reference.get(key, prototype=prototype)).to_bytes()
+                for key in sync(_keys(reference))}
+    assert {k: v.to_bytes() for k, v in objects.items()} == expected
+    mine = MemoryStore()
+    for key, value in objects.items():
+        sync(mine.set(key, value))
+    np.testing.assert_array_equal(zarr.open_array(mine, mode="r")[...], data)
+
+
+async def _keys(store) -> list[str]:
+    return [key async for key in store.list()]
