@@ -307,6 +307,11 @@ def test_consolidated_metadata_is_zarrs_own_for_the_store_as_it_is(dicom, tmp_pa
         assert _consolidated(out)[name]["attributes"]["lazydicom_extract"]["complete"]
     tree = xr.open_datatree(out, engine="zarr")
     assert sorted(tree.children) == sorted([*(r["name"] for r in report), "stranger"])
+    # a nested group written into the same store by to_zarr
+    lazydicom.open(dicom, progress=False).series()[0].to_zarr(out, DIMS,
+                                                              group="nest/inner")
+    check()
+    assert "nest/inner/pixels" in _consolidated(out)
 
 
 def test_cli_extract(dicom, tmp_path, capsys):

@@ -201,11 +201,12 @@ def test_coordinate_arrays_from_a_template_are_zarrs_own_objects(data):
         MemoryStore(), shape=other.shape, dtype=other.dtype, chunks=other.shape,
         compressors=None, chunk_key_encoding=lz._KEYS, dimension_names=("q",) * other.ndim
     ).metadata)
-    objects = lz._coordinate_objects(data, axes)
+    made = lz._coordinate_objects(data, axes)
     if not data.dtype.isnative:  # zarr's own path, whatever it does with the byte order
-        assert objects is None
+        assert made is None
         return
-    assert objects is not None
+    assert made is not None
+    objects, metadata = made
     reference = MemoryStore()
     arr = zarr.create_array(reference, shape=data.shape, dtype=data.dtype, chunks=data.shape,
                             compressors=None, chunk_key_encoding=lz._KEYS,
@@ -214,6 +215,7 @@ def test_coordinate_arrays_from_a_template_are_zarrs_own_objects(data):
     expected = {key: sync(reference.get(key, prototype=prototype)).to_bytes()
                 for key in sync(_keys(reference))}
     assert {k: v.to_bytes() for k, v in objects.items()} == expected
+    assert metadata == arr.metadata
     mine = MemoryStore()
     for key, value in objects.items():
         sync(mine.set(key, value))
