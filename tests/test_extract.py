@@ -200,6 +200,9 @@ def test_extract_writes_every_series_with_readable_names(dicom, tmp_path):
     flip = xr.open_zarr(out, group=names[1])["pixels"].transpose("x", "y", *DIMS)
     np.testing.assert_array_equal(flip.values, expected_ndarray(COORDS, SHAPE, rescale=RESCALE))
     assert flip.attrs["SeriesNumber"] == 3 and flip.attrs["Modality"] == "MR"
+    # no empty cell: has_frame stores no chunk, and reads as its fill value, True
+    assert sorted(os.listdir(out / names[1] / "has_frame")) == ["zarr.json"]
+    assert flip["has_frame"].values.all() and flip["has_frame"].shape == (3, 2)
     rle = tree[names[2]].to_dataset()["pixels"].transpose("x", "y", *DIMS)
     np.testing.assert_array_equal(rle.values, expected_ndarray(COORDS, SHAPE))
     loc = xr.open_zarr(out, group=names[0])["pixels"]

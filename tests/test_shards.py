@@ -180,11 +180,14 @@ COORDINATES = [
 ]
 
 
-@pytest.mark.parametrize("data", COORDINATES, ids=lambda d: f"{d.dtype.str}-{d.shape}")
-def test_coordinate_arrays_from_a_template_are_zarrs_own_objects(data):
+@pytest.mark.parametrize(("data", "fill"), [(d, None) for d in COORDINATES] + [
+    (np.ones((3, 2), dtype=bool), True),  # has_frame of a complete series: no chunk
+    (np.array([True, False, True]), True),
+], ids=lambda v: f"{v.dtype.str}-{v.shape}" if isinstance(v, np.ndarray) else f"fill={v}")
+def test_coordinate_arrays_from_a_template_are_zarrs_own_objects(data, fill):
     """A coordinate array made from the metadata of an earlier one (lazydicom.io.zarr
     ``_coordinate_objects``) is stored as the very keys and bytes zarr's create_array
-    and setitem store for the same data, and zarr reads back the data."""
+    and setitem store for the same data and fill value, and zarr reads back the data."""
     from zarr.core.buffer import default_buffer_prototype
     from zarr.core.sync import sync
     from zarr.storage import MemoryStore
@@ -195,13 +198,13 @@ def test_coordinate_arrays_from_a_template_are_zarrs_own_objects(data):
     axes = tuple(f"d{i}" for i in range(data.ndim))
     # an earlier array of the same dtype and ndim (other shape, values, dims) teaches it
     other = np.resize(data, tuple(n + 1 for n in data.shape))
-    lz._TEMPLATES.pop((data.dtype.str, data.ndim), None)
-    assert lz._coordinate_objects(data, axes) is None
+    lz._TEMPLATES.pop((data.dtype.str, data.ndim, fill), None)
+    assert lz._coordinate_objects(data, axes, fill) is None
     lz._learn_coordinate(other, zarr.create_array(
         MemoryStore(), shape=other.shape, dtype=other.dtype, chunks=other.shape,
-        compressors=None, chunk_key_encoding=lz._KEYS, dimension_names=("q",) * other.ndim
-    ).metadata)
-    made = lz._coordinate_objects(data, axes)
+        compressors=None, chunk_key_encoding=lz._KEYS, dimension_names=("q",) * other.ndim,
+        fill_value=fill).metadata, fill)
+    made = lz._coordinate_objects(data, axes, fill)
     if not data.dtype.isnative:  # zarr's own path, whatever it does with the byte order
         assert made is None
         return
@@ -210,7 +213,7 @@ def test_coordinate_arrays_from_a_template_are_zarrs_own_objects(data):
     reference = MemoryStore()
     arr = zarr.create_array(reference, shape=data.shape, dtype=data.dtype, chunks=data.shape,
                             compressors=None, chunk_key_encoding=lz._KEYS,
-                            dimension_names=axes)
+                            dimension_names=axes, fill_value=fill)
     arr[...] = data
     expected = {key: sync(reference.get(key, prototype=prototype)).to_bytes()
                 for key in sync(_keys(reference))}

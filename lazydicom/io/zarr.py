@@ -290,7 +290,10 @@ class GroupWriter:
             nodes: dict[str, Any] = {"": root.metadata}
 
             async def coordinate(name: str, axes: tuple[str, ...], data: np.ndarray) -> None:
-                made = _coordinate_objects(data, axes)
+                # has_frame's fill value is True: a series without empty cells (most)
+                # stores no chunk for it, one file fewer (zarr reads the fill value)
+                fill = True if name == "has_frame" and data.dtype == bool else None
+                made = _coordinate_objects(data, axes, fill)
                 if made is not None:  # like an array zarr made before
                     objects, nodes[name] = made
                     for key, value in objects.items():
@@ -300,11 +303,11 @@ class GroupWriter:
                 arr = await root.create_array(name, shape=data.shape, dtype=kind,
                                               chunks=data.shape if data.size else "auto",
                                               dimension_names=axes, compressors=None,
-                                              chunk_key_encoding=_KEYS)
+                                              chunk_key_encoding=_KEYS, fill_value=fill)
                 nodes[name] = arr.metadata
                 if data.size:
                     await arr.setitem(Ellipsis, data)
-                    _learn_coordinate(data, arr.metadata)
+                    _learn_coordinate(data, arr.metadata, fill)
 
             _, pixels = await asyncio.gather(
                 asyncio.gather(*(coordinate(name, axes, data)
@@ -494,20 +497,22 @@ def write_shard(frames: DicomFrames, target: ZarrTarget, region: tuple[slice, ..
 # zarr) and the one chunk through the array's own codecs; the objects are byte
 # for byte those of create_array and setitem (tests/test_shards.py checks
 # that). Any zarr without these pieces falls back to create_array.
-_TEMPLATES: dict[tuple[str, int], Any] = {}
+_TEMPLATES: dict[tuple[str, int, Any], Any] = {}
 
 
-def _learn_coordinate(data: np.ndarray, metadata: Any) -> None:
+def _learn_coordinate(data: np.ndarray, metadata: Any, fill: Any = None) -> None:
+    """Keep ``metadata`` (of an array of ``data``'s dtype and ndim, made by zarr with
+    the fill value ``fill``, None for zarr's default) as the template of such arrays."""
     if data.dtype != object and data.dtype.isnative:
-        _TEMPLATES.setdefault((data.dtype.str, data.ndim), metadata)
+        _TEMPLATES.setdefault((data.dtype.str, data.ndim, fill), metadata)
 
 
-def _coordinate_objects(data: np.ndarray, axes: tuple[str, ...]
+def _coordinate_objects(data: np.ndarray, axes: tuple[str, ...], fill: Any = None
                         ) -> tuple[dict[str, Any], Any] | None:
     """The stored objects (key -> zarr Buffer) of a one-chunk uncompressed coordinate
-    array of ``data``, as zarr writes them, and its metadata; None when no template
-    applies."""
-    template = _TEMPLATES.get((data.dtype.str, data.ndim))
+    array of ``data`` with the fill value ``fill``, as zarr writes them, and its
+    metadata; None when no template applies."""
+    template = _TEMPLATES.get((data.dtype.str, data.ndim, fill))
     if template is None or not data.size or data.dtype == object or not data.dtype.isnative:
         return None
     try:
