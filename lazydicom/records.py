@@ -47,6 +47,10 @@ def _matches(column: pd.Series, wanted: Any) -> np.ndarray:
     return np.fromiter((axis_key(v) in keys for v in column.tolist()), dtype=bool,
                        count=len(column))
 
+# pandas 3 always copies on write; pandas 2 when asked to
+_COPY_ON_WRITE = (int(pd.__version__.split(".")[0]) >= 3
+                  or pd.get_option("mode.copy_on_write") is True)
+
 
 class _Arrays:
     """Arrays of the frames of a record or a whole database (one grid, same semantics)."""
@@ -351,7 +355,16 @@ class _Record(_Arrays):
     def table(self) -> pd.DataFrame:
         """The index rows of this record's frames, one row per frame."""
         frames = self.database.table()
-        return frames.iloc[self.database._positions(self._key, self.uid)]
+        positions = self.database._positions(self._key, self.uid)
+        n = len(positions)
+        if _COPY_ON_WRITE and n and int(positions[-1]) - int(positions[0]) == n - 1 and (
+                n < 3 or bool((np.diff(positions) == 1).all())):
+            # the usual case (a series' files side by side in the index): a slice,
+            # not a take of every column (0.4 against 1.6 ms a series of 90
+            # columns); copy-on-write keeps the index's table as it is whatever a
+            # caller does with the slice
+            return frames.iloc[int(positions[0]):int(positions[-1]) + 1]
+        return frames.iloc[positions]
 
     def files(self) -> list[str]:
         """Absolute paths of the files holding this record's frames, sorted."""

@@ -69,6 +69,35 @@ def test_real_corpus_with_junk_lists_every_series(corpus):
     assert "junk/presentation_state.dcm" in set(db.objects()["path"])
 
 
+def test_record_tables_are_their_rows_and_leave_the_index_alone(corpus, tmp_path):
+    """Series/Study tables hold exactly the rows of their UID in index order (a plain
+    boolean mask of the database table is the reference), also when a series' rows are
+    not side by side; writing into one changes neither the index nor a later table."""
+    write_series(tmp_path / "a", {"InstanceNumber": [1, 2, 3]}, (4, 4), series_number=1)
+    write_series(tmp_path / "b", {"InstanceNumber": [1, 2]}, (4, 4), series_number=2)
+    # a series whose files sort on either side of another's: rows not side by side
+    split = write_series(tmp_path / "c", {"InstanceNumber": [1, 2, 3]}, (4, 4),
+                         series_number=3)
+    os.replace(split[0], tmp_path / "a" / "0_first.dcm")
+    for folder in (corpus, tmp_path):
+        db = _open(folder)
+        full = db.table()
+        before = full.copy()
+        records = [*db.series(), *db.studies()]
+        assert len(records) > 3
+        for record in records:
+            key = "SeriesInstanceUID" if isinstance(record, lazydicom.Series) else (
+                "StudyInstanceUID")
+            expected = full[full[key] == record.uid]
+            got = record.table()
+            pd.testing.assert_frame_equal(got, expected)
+            got.iloc[0, got.columns.get_loc("InstanceNumber")] = -99
+            got["extra"] = 1
+        pd.testing.assert_frame_equal(db.table(), before)
+        for record in records:
+            assert -99 not in record.table()["InstanceNumber"].tolist()
+
+
 def test_attribute_values_match_pydicom(corpus):
     db = _open(corpus)
     keywords = [
