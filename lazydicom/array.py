@@ -582,6 +582,25 @@ def _format_value(value: Any, default: Any, field: str) -> Any:
     return int(number) if math.isfinite(number) else default
 
 
+def _factorized(col: pd.Series) -> tuple[np.ndarray, Any]:
+    """``pd.factorize(col, use_na_sentinel=True)``, without its hashing for the usual
+    column of one value (a series' Rows, BitsStored...): 0.1 ms a column, ten
+    columns a series, a sixth of planning a batch of many small series."""
+    import pandas as pd
+
+    dtype = col.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        codes = col.array.codes
+        if codes[0] >= 0 and (codes == codes[0]).all():
+            return np.zeros(len(codes), dtype=np.intp), col.array.categories[codes[:1]].tolist()
+    elif isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+        values = col.to_numpy()
+        first = values[0]
+        if first == first and (values == first).all():  # NaN is missing: factorize's -1
+            return np.zeros(len(values), dtype=np.intp), values[:1].tolist()
+    return pd.factorize(col, use_na_sentinel=True)
+
+
 def frame_table(table: pd.DataFrame, root: str, source: FrameSource | None = None
                 ) -> FrameTable:
     """The ``FrameTable`` of the image rows of an index table (vectorised); ``source``
@@ -601,7 +620,7 @@ def frame_table(table: pd.DataFrame, root: str, source: FrameSource | None = Non
     for column, field, default in _FORMAT_COLUMNS + (("RedPaletteColorLookupTableDescriptor",
                                                       "palette_bits", 0),):
         if column in table.columns and n:
-            codes, uniques = pd.factorize(table[column], use_na_sentinel=True)
+            codes, uniques = _factorized(table[column])
             values = [_format_value(u, default, field) for u in list(uniques)] + [default]
             codes = np.where(codes < 0, len(values) - 1, codes)
         else:

@@ -250,3 +250,24 @@ def test_rescale_is_exact_in_float32_and_in_float64(tmp_path):
     for got in (series.ndarray().compute(), series.numpy()):
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("values", [
+    [512, 512, 512], [1.0, 1.0], [-0.0, 0.0, 0.0], [np.nan, np.nan], [1.0, np.nan, 1.0],
+    [2, 3, 2], [True, True], ["MONOCHROME2"] * 3, ["RGB", "MONOCHROME2", "RGB"],
+    ["MONOCHROME2", None, "MONOCHROME2"], [None, None],
+])
+@pytest.mark.parametrize("categorical", [False, True])
+def test_format_columns_are_factorized_as_pandas_does(values, categorical):
+    """frame_table's factorisation of a pixel-format column (with a shortcut for one
+    value) gives pandas.factorize's codes and uniques."""
+    import pandas as pd
+
+    from lazydicom.array import _factorized
+
+    col = pd.Series(values, dtype="category" if categorical else None)
+    codes, uniques = _factorized(col)
+    want_codes, want_uniques = pd.factorize(col, use_na_sentinel=True)
+    np.testing.assert_array_equal(codes, want_codes)
+    assert [type(u) for u in list(uniques)] == [type(u) for u in list(want_uniques)]
+    assert list(uniques) == list(want_uniques)
