@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .columns import Columns, columns_of
 from .errors import (
     InconsistentFramesError,
     InvalidArgumentError,
@@ -558,15 +559,28 @@ _FORMAT_COLUMNS = (
 )
 
 
-def _column(table: pd.DataFrame, name: str, default: Any, dtype: Any) -> np.ndarray:
-    import pandas as pd
+def _numeric(default: Any, dtype: Any) -> Any:
+    def convert(col: pd.Series) -> np.ndarray:
+        import pandas as pd
 
-    if name not in table.columns:
-        return np.full(len(table), default, dtype=dtype)
-    col = table[name]
-    if np.dtype(dtype).kind in "if":
         return pd.to_numeric(col, errors="coerce").fillna(default).to_numpy(dtype=dtype)
-    return col.astype(object).where(col.notna(), default).astype(str).str.strip().to_numpy()
+    return convert
+
+
+def _text(default: Any) -> Any:
+    def convert(col: pd.Series) -> np.ndarray:
+        return col.astype(object).where(col.notna(), default).astype(str).str.strip().to_numpy()
+    return convert
+
+
+def _column(table: Columns, name: str, default: Any, dtype: Any) -> np.ndarray:
+    """The column ``name`` as ``dtype``, ``default`` where absent or not a value."""
+    if name not in table:
+        return np.full(len(table), default, dtype=dtype)
+    if np.dtype(dtype).kind in "if":
+        key = ("numeric", name, default, np.dtype(dtype).str)
+        return table.derived(key, _numeric(default, dtype))
+    return table.derived(("text", name, default), _text(default))
 
 
 def _format_value(value: Any, default: Any, field: str) -> Any:
@@ -582,46 +596,30 @@ def _format_value(value: Any, default: Any, field: str) -> Any:
     return int(number) if math.isfinite(number) else default
 
 
-def _factorized(col: pd.Series) -> tuple[np.ndarray, Any]:
-    """``pd.factorize(col, use_na_sentinel=True)``, without its hashing for the usual
-    column of one value (a series' Rows, BitsStored...): 0.1 ms a column, ten
-    columns a series, a sixth of planning a batch of many small series."""
-    import pandas as pd
-
-    dtype = col.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        codes = col.array.codes
-        if codes[0] >= 0 and (codes == codes[0]).all():
-            return np.zeros(len(codes), dtype=np.intp), col.array.categories[codes[:1]].tolist()
-    elif isinstance(dtype, np.dtype) and dtype.kind in "biuf":
-        values = col.to_numpy()
-        first = values[0]
-        if first == first and (values == first).all():  # NaN is missing: factorize's -1
-            return np.zeros(len(values), dtype=np.intp), values[:1].tolist()
-    return pd.factorize(col, use_na_sentinel=True)
-
-
-def frame_table(table: pd.DataFrame, root: str, source: FrameSource | None = None
+def frame_table(table: pd.DataFrame | Columns, root: str, source: FrameSource | None = None
                 ) -> FrameTable:
     """The ``FrameTable`` of the image rows of an index table (vectorised); ``source``
-    reads the frames of a remote database (None: files under ``root``)."""
-    import pandas as pd
+    reads the frames of a remote database (None: files under ``root``).
 
+    ``table`` may be a ``Columns`` view of the index (``lazydicom.columns``),
+    whose columns are converted once for every series planned from it.
+    """
+    table = columns_of(table)
     n = len(table)
-    file_codes, paths = pd.factorize(table["path"], sort=False)
+    file_codes, paths = table.factorized("path")
     first = np.unique(file_codes, return_index=True)[1] if n else np.empty(0, dtype=np.int64)
     sizes = _column(table, "size", -1, np.int64)[first]
     mtimes = _column(table, "mtime", -1, np.int64)[first]
-    # one format code per row: each column factorised (pandas hash tables), the
-    # codes combined in mixed radix, and that factorised; a PixelFormat per
+    # one format code per row: each column factorised (codes by first appearance),
+    # the codes combined in mixed radix, and that factorised; a PixelFormat per
     # distinct row, built from its first row (a few per series, not one per frame)
     combined = np.zeros(n, dtype=np.int64)
     columns: dict[str, tuple[np.ndarray, list[Any]]] = {}
     for column, field, default in _FORMAT_COLUMNS + (("RedPaletteColorLookupTableDescriptor",
                                                       "palette_bits", 0),):
-        if column in table.columns and n:
-            codes, uniques = _factorized(table[column])
-            values = [_format_value(u, default, field) for u in list(uniques)] + [default]
+        if column in table and n:
+            codes, uniques = table.factorized(column)
+            values = [_format_value(u, default, field) for u in uniques] + [default]
             codes = np.where(codes < 0, len(values) - 1, codes)
         else:
             codes, values = np.zeros(n, dtype=np.int64), [default]
@@ -639,7 +637,7 @@ def frame_table(table: pd.DataFrame, root: str, source: FrameSource | None = Non
             fields["bits_stored"] = fields["bits_allocated"]
         formats.append(PixelFormat(**fields))
     return FrameTable(
-        paths=tuple(f"{root}/{p}" for p in paths.tolist()),
+        paths=tuple(f"{root}/{p}" for p in paths),
         sizes=sizes,
         mtimes=mtimes,
         formats=tuple(formats),
@@ -666,12 +664,15 @@ def select(
     fill_value: Any = 0,
     cache: FrameCacheLike | None = None,
     source: FrameSource | None = None,
+    columns: Columns | None = None,
 ) -> DicomFrames:
     """Plan a selection: the grid of ``table``'s frames and the frames it reads.
 
     ``dims`` are index columns; ``coords``/``slice`` are keyed by index column.
     ``source``: where the bytes come from when not from local files (the
-    ``FrameTable.source``; ``root`` is then the folder's URL). Reads no pixel file.
+    ``FrameTable.source``; ``root`` is then the folder's URL). ``columns``: the
+    same rows as a ``Columns`` view of the index, whose converted columns are
+    shared by every series planned from it. Reads no pixel file.
     """
     from .grid import build_grid
 
@@ -679,10 +680,12 @@ def select(
     used = np.unique(grid.cells[grid.cells >= 0])
     # every row, in order (the usual series): no copy of the table's columns
     every = len(used) == len(table) and (not len(used) or int(used[-1]) == len(used) - 1)
-    frames = frame_table(table if every else table.iloc[used], root, source)
+    rows = columns_of(table) if columns is None else columns
+    frames = frame_table(rows if every else rows.take(used), root, source)
     cells = np.where(grid.cells >= 0, np.searchsorted(used, grid.cells), -1)
     grid = Grid(grid.dims, grid.coords, cells)
-    formats = frames.formats or frame_table(table.iloc[:1], root).formats
+    formats = frames.formats or frame_table(rows.take(np.arange(min(1, len(rows)))),
+                                            root).formats
     shape = _frame_shape(frames) if len(frames) else (
         formats[0].frame_shape if formats else (0, 0))
     dtype = _result_dtype(frames, formats, rescale)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from . import dicomweb
 from .array import DicomFrames, select
+from .columns import Columns, TableColumns
 from .errors import InvalidArgumentError
 from .geometry import affine, spatial_axis
 from .grid import axis_key, sorted_unique
@@ -64,6 +65,10 @@ class _Arrays:
 
     def ensure(self, names: Sequence[Any]) -> list[str]:  # pragma: no cover
         raise NotImplementedError
+
+    def _columns(self) -> Columns:
+        """``table()`` as a view of the database's converted columns (``lazydicom.columns``)."""
+        return self.database._frames()[3].rows(slice(None))
 
     def _selected(self, where: Mapping[Any, Any] | None) -> pd.DataFrame:
         """The frames of [`table`][lazydicom.Series.table] whose attributes match ``where``."""
@@ -136,15 +141,17 @@ class _Arrays:
     def _planned(self, table: pd.DataFrame, dims: tuple[Any, ...], columns: list[str],
                  coords: Mapping[Any, Any] | None = None,
                  slice: Mapping[Any, Any] | None = None, *, fill_value: Any = 0,
-                 rescale: bool = True) -> DicomFrames:
+                 rescale: bool = True, rows: Columns | None = None) -> DicomFrames:
         """``frames`` of ``table`` (this record's, already selected; ``columns`` of ``dims``
-        ensured): extract plans a series from the table it already holds."""
+        ensured): extract plans a series from the table it already holds. ``rows``:
+        ``table`` as a view of the database's converted columns, when it is one."""
         _check_distinct(dims, columns)
         by_column = lambda m: None if m is None else {  # noqa: E731
             resolve(k).column: v for k, v in m.items()}
         return select(table, columns, by_column(coords), by_column(slice),
                       root=self.database.path, rescale=rescale, fill_value=fill_value,
-                      cache=self.database.cache, source=self.database.source)
+                      cache=self.database.cache, source=self.database.source,
+                      columns=rows)
 
     def ndarray(
         self,
@@ -352,19 +359,33 @@ class _Record(_Arrays):
     def _key(self) -> str:
         return _LEVELS[self._level]
 
+    def _rows(self) -> slice | np.ndarray:
+        """This record's rows of the database's table: a slice when side by side."""
+        positions = self.database._positions(self._key, self.uid)
+        n = len(positions)
+        if n and int(positions[-1]) - int(positions[0]) == n - 1 and (
+                n < 3 or bool((np.diff(positions) == 1).all())):
+            return slice(int(positions[0]), int(positions[-1]) + 1)
+        return positions
+
     def table(self) -> pd.DataFrame:
         """The index rows of this record's frames, one row per frame."""
         frames = self.database.table()
-        positions = self.database._positions(self._key, self.uid)
-        n = len(positions)
-        if _COPY_ON_WRITE and n and int(positions[-1]) - int(positions[0]) == n - 1 and (
-                n < 3 or bool((np.diff(positions) == 1).all())):
+        rows = self._rows()
+        if isinstance(rows, slice) and _COPY_ON_WRITE:
             # the usual case (a series' files side by side in the index): a slice,
             # not a take of every column (0.4 against 1.6 ms a series of 90
             # columns); copy-on-write keeps the index's table as it is whatever a
             # caller does with the slice
-            return frames.iloc[int(positions[0]):int(positions[-1]) + 1]
-        return frames.iloc[positions]
+            return frames.iloc[rows]
+        if isinstance(rows, slice):
+            rows = np.arange(rows.start, rows.stop)
+        return frames.iloc[rows]
+
+    def _columns(self) -> Columns:
+        """The rows of ``table()`` as a view of the database's converted columns
+        (``lazydicom.columns``): what planning many series reads."""
+        return self.database._frames()[3].rows(self._rows())
 
     def files(self) -> list[str]:
         """Absolute paths of the files holding this record's frames, sorted."""
@@ -609,7 +630,7 @@ class Database(_Arrays):
         # (index table, its image rows, {key: {uid: positions}}), rebuilt when the
         # index table is replaced (refresh, on-demand columns): records are views
         # and filtering the whole index on every call cost milliseconds each
-        self._views: tuple[pd.DataFrame, pd.DataFrame, dict] | None = None
+        self._views: tuple[pd.DataFrame, pd.DataFrame, dict, TableColumns] | None = None
 
     @property
     def index(self) -> Index:
@@ -647,16 +668,16 @@ class Database(_Arrays):
         """Re-read new and changed files, drop removed ones. Returns counts."""
         return self._index.refresh(progress=progress)
 
-    def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame, dict, TableColumns]:
         t = self._index.table
         if self._views is None or self._views[0] is not t:
             frames = t[t["IsImage"].astype(bool).to_numpy()] if len(t) else t
-            self._views = (t, frames, {})
+            self._views = (t, frames, {}, TableColumns(frames))
         return self._views
 
     def _positions(self, key: str, uid: Any) -> np.ndarray:
         """Positions in ``table`` of the frames whose ``key`` equals ``uid``."""
-        _, frames, groups = self._frames()
+        _, frames, groups, _ = self._frames()
         if key not in groups:
             groups[key] = {
                 (None if pd.isna(k) else k): v

@@ -255,19 +255,28 @@ def test_rescale_is_exact_in_float32_and_in_float64(tmp_path):
 @pytest.mark.parametrize("values", [
     [512, 512, 512], [1.0, 1.0], [-0.0, 0.0, 0.0], [np.nan, np.nan], [1.0, np.nan, 1.0],
     [2, 3, 2], [True, True], ["MONOCHROME2"] * 3, ["RGB", "MONOCHROME2", "RGB"],
-    ["MONOCHROME2", None, "MONOCHROME2"], [None, None],
+    ["MONOCHROME2", None, "MONOCHROME2"], [None, None], [3, 2, 3, 1, 2],
 ])
 @pytest.mark.parametrize("categorical", [False, True])
 def test_format_columns_are_factorized_as_pandas_does(values, categorical):
-    """frame_table's factorisation of a pixel-format column (with a shortcut for one
-    value) gives pandas.factorize's codes and uniques."""
+    """frame_table factorises a pixel-format column of a series once for the whole
+    index and then per series' rows (lazydicom.columns): the codes and values are
+    pandas.factorize's of the series' rows alone, for a slice of the index and for
+    scattered rows, with other series' values around them."""
     import pandas as pd
 
-    from lazydicom.array import _factorized
+    from lazydicom.columns import TableColumns
 
-    col = pd.Series(values, dtype="category" if categorical else None)
-    codes, uniques = _factorized(col)
-    want_codes, want_uniques = pd.factorize(col, use_na_sentinel=True)
-    np.testing.assert_array_equal(codes, want_codes)
-    assert [type(u) for u in list(uniques)] == [type(u) for u in list(want_uniques)]
-    assert list(uniques) == list(want_uniques)
+    pad = {str: "PAD", bool: False}.get(type(values[0]), 77)
+    whole = pd.Series([pad, pad] + values + [pad], dtype="category" if categorical else None)
+    table = TableColumns(pd.DataFrame({"c": whole}))
+    n = len(values)
+    scattered = np.array([n + 1, 0, *range(2, n + 1)])  # rows out of order, a pad among them
+    for rows in (slice(2, 2 + n), scattered):
+        codes, uniques = table.rows(rows).factorized("c")
+        part = whole.iloc[rows]
+        want_codes, want_uniques = pd.factorize(part, use_na_sentinel=True)
+        np.testing.assert_array_equal(codes, want_codes)
+        assert list(uniques) == list(want_uniques)
+        signs = lambda us: [np.signbit(float(u)) for u in us if not isinstance(u, str)]  # noqa: E731
+        assert signs(uniques) == signs(want_uniques)  # -0.0 stays -0.0

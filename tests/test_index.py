@@ -17,6 +17,7 @@ import pydicom
 import pytest
 
 import lazydicom
+from lazydicom.array import frame_table
 from lazydicom.index import Index
 from tests.conftest import opened_files
 from tests.reference import frame_value, read_frames
@@ -91,6 +92,11 @@ def test_record_tables_are_their_rows_and_leave_the_index_alone(corpus, tmp_path
             expected = full[full[key] == record.uid]
             got = record.table()
             pd.testing.assert_frame_equal(got, expected)
+            # extract's view of the same rows of the index's converted columns
+            planned = frame_table(record._columns(), db.path)
+            assert [p[len(db.path) + 1:] for p in planned.paths] == list(
+                dict.fromkeys(expected["path"]))
+            np.testing.assert_array_equal(planned.index, expected["FrameNumber"] - 1)
             got.iloc[0, got.columns.get_loc("InstanceNumber")] = -99
             got["extra"] = 1
         pd.testing.assert_frame_equal(db.table(), before)

@@ -62,6 +62,7 @@ def test_real_series_attrs_are_the_values_every_frame_shares(corpus, monkeypatch
         table = series.table()
         attrs = series_attrs(table)
         assert attrs == _plain_definition(table)
+        assert series_attrs(series._columns()) == attrs  # extract's view of the index
         frames = read_frames(sorted({os.path.join(db.path, p) for p in table["path"]}))
         assert len(frames) == len(table)
         for keyword in checked:
@@ -120,3 +121,39 @@ def test_series_attrs_edge_cases_match_the_plain_definition():
     for rows in (1, 2):  # one or two frames: the probes are the frames themselves
         assert series_attrs(table.iloc[:rows]) == _plain_definition(table.iloc[:rows])
     assert series_attrs(table.iloc[:0]) == {"NumberOfFramesInSeries": 0}
+
+
+def test_series_attrs_of_index_views_are_those_of_their_rows():
+    """Extract reads a series' attributes through a view of the whole index's columns
+    (lazydicom.columns), converted once: for a slice of the index and for scattered
+    rows, with other series' different values around them, they are the plain
+    definition of those rows alone."""
+    from lazydicom.columns import TableColumns
+
+    n = 6
+    one = pd.DataFrame({
+        "SeriesDescription": ["x"] * n,
+        "Manufacturer": pd.Categorical(["GE"] * n),
+        "EchoNumbers": pd.Categorical([10, 10.0] * 3),
+        "RepetitionTime": [2.5] * n,
+        "EchoTime": [1.0] * (n - 1) + [1.5],
+        "SeriesNumber": np.full(n, 4),
+        "ImageOrientationPatient": [(1.0, 0.0, 0.0, 0.0, 1.0, 0.0)] * n,
+        "ImagePositionPatient": [(0.0, 0.0, float(i)) for i in range(n)],
+        "PatientID": pd.array(["1"] * n, dtype="string"),
+    })
+    other = one.assign(SeriesDescription="y", RepetitionTime=9.0, SeriesNumber=5,
+                       EchoTime=1.0, PatientID=pd.array(["2"] * n, dtype="string"))
+    other["Manufacturer"] = pd.Categorical(["Siemens"] * n)
+    index = pd.concat([other.iloc[:2], one, other.iloc[2:]], ignore_index=True)
+    for column in ("Manufacturer", "EchoNumbers"):  # categories of the whole index
+        index[column] = index[column].astype("category")
+    columns = TableColumns(index)
+    scattered = np.array([0, 2, 5, 3, 9])
+    for rows in (slice(2, 2 + n), slice(0, 2), slice(2, 3), scattered):
+        expected = _plain_definition(index.iloc[rows])
+        assert series_attrs(columns.rows(rows)) == expected
+        assert series_attrs(index.iloc[rows]) == expected
+    assert series_attrs(columns.rows(slice(2, 2 + n)))["SeriesDescription"] == "x"
+    assert "EchoTime" not in series_attrs(columns.rows(slice(2, 2 + n)))
+    assert series_attrs(columns.rows(slice(0, 2)))["Manufacturer"] == "Siemens"
