@@ -21,7 +21,7 @@ is a [`GeometryError`][lazydicom.GeometryError] that says what differs, never an
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -56,13 +56,14 @@ def spatial_axis(dims: Sequence[str], dim: str | None = None) -> int:
     return found[0]
 
 
-def _vector(value: Any, n: int, what: str, where: str) -> np.ndarray:
+def _vector(value: Any, n: int, what: str, where: Callable[[], str]) -> np.ndarray:
+    """``value`` as ``n`` finite floats; ``where()`` names the frame in the error."""
     try:
         arr = np.asarray(value, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
         arr = np.empty(0)
     if arr.size != n or not np.isfinite(arr).all():
-        raise GeometryError(f"{where} has no valid {what} ({value!r})")
+        raise GeometryError(f"{where()} has no valid {what} ({value!r})")
     return arr
 
 
@@ -106,17 +107,20 @@ def affine(table: pd.DataFrame, grid: Grid, axis: int) -> np.ndarray:
     sub = table.iloc[rows]
     where = lambda i: repr(table["path"].iloc[i])  # noqa: E731
     first = int(rows[0])
+
+    def column(name: str) -> list[Any]:  # the values of ``rows``: one pandas access, not one a row
+        return sub[name].tolist()
+
     iop = _vector(table["ImageOrientationPatient"].iloc[first], 6, "ImageOrientationPatient",
-                  where(first)) if "ImageOrientationPatient" in table else None
+                  lambda: where(first)) if "ImageOrientationPatient" in table else None
     if iop is None:
         raise GeometryError("the frames have no ImageOrientationPatient")
     spacing = pixel_spacing(sub)
     if spacing is None:
         raise GeometryError("the frames have no PixelSpacing, or not the same one "
                             f"({sorted({str(v) for v in sub.get('PixelSpacing', [])})[:4]})")
-    for i in rows.tolist():
-        other = _vector(table["ImageOrientationPatient"].iloc[i], 6,
-                        "ImageOrientationPatient", where(i))
+    for i, value in zip(rows.tolist(), column("ImageOrientationPatient")):
+        other = _vector(value, 6, "ImageOrientationPatient", lambda: where(i))  # noqa: B023
         if np.abs(other - iop).max() > _TOLERANCE_DIRECTION:
             raise GeometryError(
                 f"the slices are not parallel: {where(first)} has ImageOrientationPatient "
@@ -124,8 +128,8 @@ def affine(table: pd.DataFrame, grid: Grid, axis: int) -> np.ndarray:
     row_dir, col_dir = iop[:3], iop[3:]
     if "ImagePositionPatient" not in table:
         raise GeometryError("the frames have no ImagePositionPatient")
-    positions = np.stack([_vector(table["ImagePositionPatient"].iloc[i], 3,
-                                  "ImagePositionPatient", where(i)) for i in rows.tolist()])
+    positions = np.stack([_vector(value, 3, "ImagePositionPatient", lambda: where(i))  # noqa: B023
+                          for i, value in zip(rows.tolist(), column("ImagePositionPatient"))])
     index = np.stack(np.nonzero(cells >= 0), axis=1)[:, axis] if cells.ndim else np.zeros(1)
     # positions must depend on k alone: every cell of one k at the same place
     n = cells.shape[axis]

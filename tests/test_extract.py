@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 import zarr
 from pydicom.uid import RLELossless
@@ -203,6 +204,21 @@ def test_extract_writes_every_series_with_readable_names(dicom, tmp_path):
     # no empty cell: has_frame stores no chunk, and reads as its fill value, True
     assert sorted(os.listdir(out / names[1] / "has_frame")) == ["zarr.json"]
     assert flip["has_frame"].values.all() and flip["has_frame"].shape == (3, 2)
+    # each cell's ImagePositionPatient, as pydicom reads it from the files; the constant
+    # ones (x and y of an axial series) are the arrays' fill values: no chunk stored
+    position = {}
+    for path in files["flip"]:
+        ds = pydicom.dcmread(path)
+        position[(float(ds.SliceLocation), int(ds.FlipAngle))] = [
+            float(v) for v in ds.ImagePositionPatient]
+    cells = [(s, f) for s in flip["SliceLocation"].values.tolist()
+             for f in flip["FlipAngle"].values.tolist()]
+    for i in range(3):
+        got = flip[f"ImagePositionPatient_{i}"].transpose(*DIMS).values.reshape(-1)
+        np.testing.assert_array_equal(got, [position[c][i] for c in cells])
+        stored = sorted(os.listdir(out / names[1] / f"ImagePositionPatient_{i}"))
+        assert stored == (["zarr.json"] if len(set(got.tolist())) == 1 else ["c.0.0", "zarr.json"])
+    assert len({p[0] for p in position.values()}) == 1  # so the case above was seen
     rle = tree[names[2]].to_dataset()["pixels"].transpose("x", "y", *DIMS)
     np.testing.assert_array_equal(rle.values, expected_ndarray(COORDS, SHAPE))
     loc = xr.open_zarr(out, group=names[0])["pixels"]

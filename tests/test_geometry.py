@@ -8,6 +8,8 @@ direction, axis order or flip fails, even on square frames.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -100,6 +102,16 @@ def test_uneven_or_tilted_slices_are_refused(tmp_path):
     tilted.database.refresh()
     with pytest.raises(GeometryError, match="not parallel"):
         tilted.affine(("SliceLocation",))
+    broken = lazydicom.zeros((4, 3, 3), {"SliceLocation": [0.0, 1.0, 2.0]}, path=tmp_path / "c")
+    path = sorted(broken.files())[2]
+    ds = pydicom.dcmread(path)
+    ds.ImagePositionPatient = [0, 0]  # two values: the error names this file
+    ds.save_as(path)
+    broken.database.refresh()
+    name = os.path.relpath(path, broken.database.path)
+    with pytest.raises(GeometryError, match=f"{re.escape(repr(name))} has no valid "
+                                            "ImagePositionPatient"):
+        broken.affine(("SliceLocation",))
 
 
 def test_one_slice_steps_along_the_normal_by_the_thickness(tmp_path):

@@ -183,11 +183,18 @@ COORDINATES = [
 @pytest.mark.parametrize(("data", "fill"), [(d, None) for d in COORDINATES] + [
     (np.ones((3, 2), dtype=bool), True),  # has_frame of a complete series: no chunk
     (np.array([True, False, True]), True),
+    # a constant coordinate's own value as its fill value (ImagePositionPatient_0 of an
+    # axial series), from the template of fill None
+    (np.full(3, -127.5), -127.5),
+    (np.full((2, 2), 7, dtype=np.int64), 7),
+    (np.array([-0.0, -0.0]), -0.0),
+    (np.array([2.0, 3.0]), 2.0),  # not constant: a chunk with the 3.0
 ], ids=lambda v: f"{v.dtype.str}-{v.shape}" if isinstance(v, np.ndarray) else f"fill={v}")
 def test_coordinate_arrays_from_a_template_are_zarrs_own_objects(data, fill):
     """A coordinate array made from the metadata of an earlier one (lazydicom.io.zarr
     ``_coordinate_objects``) is stored as the very keys and bytes zarr's create_array
-    and setitem store for the same data and fill value, and zarr reads back the data."""
+    and setitem store for the same data and fill value, and zarr reads back the data.
+    Numeric fill values are taught by a template of zarr's default fill value."""
     from zarr.core.buffer import default_buffer_prototype
     from zarr.core.sync import sync
     from zarr.storage import MemoryStore
@@ -198,12 +205,14 @@ def test_coordinate_arrays_from_a_template_are_zarrs_own_objects(data, fill):
     axes = tuple(f"d{i}" for i in range(data.ndim))
     # an earlier array of the same dtype and ndim (other shape, values, dims) teaches it
     other = np.resize(data, tuple(n + 1 for n in data.shape))
+    taught = fill if fill is None or isinstance(fill, bool) else None
     lz._TEMPLATES.pop((data.dtype.str, data.ndim, fill), None)
+    lz._TEMPLATES.pop((data.dtype.str, data.ndim, taught), None)
     assert lz._coordinate_objects(data, axes, fill) is None
     lz._learn_coordinate(other, zarr.create_array(
         MemoryStore(), shape=other.shape, dtype=other.dtype, chunks=other.shape,
         compressors=None, chunk_key_encoding=lz._KEYS, dimension_names=("q",) * other.ndim,
-        fill_value=fill).metadata, fill)
+        fill_value=taught).metadata, taught)
     made = lz._coordinate_objects(data, axes, fill)
     if not data.dtype.isnative:  # zarr's own path, whatever it does with the byte order
         assert made is None
@@ -219,6 +228,9 @@ def test_coordinate_arrays_from_a_template_are_zarrs_own_objects(data, fill):
                 for key in sync(_keys(reference))}
     assert {k: v.to_bytes() for k, v in objects.items()} == expected
     assert metadata == arr.metadata
+    if fill is not None and not isinstance(fill, bool):
+        assert (metadata.encode_chunk_key((0,) * data.ndim) in objects) == bool(
+            (data != fill).any() or (np.signbit(data) != np.signbit(fill)).any())
     mine = MemoryStore()
     for key, value in objects.items():
         sync(mine.set(key, value))

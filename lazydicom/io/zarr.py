@@ -292,8 +292,11 @@ class GroupWriter:
 
             async def coordinate(name: str, axes: tuple[str, ...], data: np.ndarray) -> None:
                 # has_frame's fill value is True: a series without empty cells (most)
-                # stores no chunk for it, one file fewer (zarr reads the fill value)
-                fill = True if name == "has_frame" and data.dtype == bool else None
+                # stores no chunk for it, one file fewer (zarr reads the fill value);
+                # so is a constant coordinate's (ImagePositionPatient_0 and _1 of an
+                # axial series)
+                fill = True if name == "has_frame" and data.dtype == bool else (
+                    _constant(data))
                 made = _coordinate_objects(data, axes, fill)
                 if made is not None:  # like an array zarr made before
                     objects, nodes[name] = made
@@ -308,7 +311,8 @@ class GroupWriter:
                 nodes[name] = arr.metadata
                 if data.size:
                     await arr.setitem(Ellipsis, data)
-                    _learn_coordinate(data, arr.metadata, fill)
+                    if fill is None or isinstance(fill, bool):  # not one constant's
+                        _learn_coordinate(data, arr.metadata, fill)
 
             _, pixels = await asyncio.gather(
                 asyncio.gather(*(coordinate(name, axes, data)
@@ -503,6 +507,22 @@ def write_shard(frames: DicomFrames, target: ZarrTarget, region: tuple[slice, ..
 _TEMPLATES: dict[tuple[str, int, Any], Any] = {}
 
 
+def _constant(data: np.ndarray) -> Any:
+    """The one value of a numeric ``data`` (a Python number), None when it varies or is
+    NaN. As a coordinate array's fill value, zarr stores no chunk for it: one file
+    fewer per constant coordinate, on file systems where each file costs (the VM of
+    docs/benchmarks.md: up to 0.8 ms a file created after a previous output was
+    deleted). xarray reads zarr v3 fill values as values, not as missing ones."""
+    if not data.size or data.dtype.kind not in "iuf" or not data.dtype.isnative:
+        return None
+    first = data.reshape(-1)[0]
+    if first != first or not (data == first).all():
+        return None
+    if data.dtype.kind == "f" and bool((np.signbit(data) != np.signbit(first)).any()):
+        return None  # 0.0 and -0.0: equal, but not one value bit for bit
+    return first.item()
+
+
 def _learn_coordinate(data: np.ndarray, metadata: Any, fill: Any = None) -> None:
     """Keep ``metadata`` (of an array of ``data``'s dtype and ndim, made by zarr with
     the fill value ``fill``, None for zarr's default) as the template of such arrays."""
@@ -516,6 +536,11 @@ def _coordinate_objects(data: np.ndarray, axes: tuple[str, ...], fill: Any = Non
     array of ``data`` with the fill value ``fill``, as zarr writes them, and its
     metadata; None when no template applies."""
     template = _TEMPLATES.get((data.dtype.str, data.ndim, fill))
+    other_fill = {}
+    if template is None and fill is not None and not isinstance(fill, bool):
+        # another fill value (a constant coordinate's own): zarr parses it as given
+        template = _TEMPLATES.get((data.dtype.str, data.ndim, None))
+        other_fill = {"fill_value": fill}
     if template is None or not data.size or data.dtype == object or not data.dtype.isnative:
         return None
     try:
@@ -528,7 +553,7 @@ def _coordinate_objects(data: np.ndarray, axes: tuple[str, ...], fill: Any = Non
 
         metadata = dataclasses.replace(template, shape=data.shape,
                                        chunk_grid=RegularChunkGrid(chunk_shape=data.shape),
-                                       dimension_names=axes)
+                                       dimension_names=axes, **other_fill)
         prototype = default_buffer_prototype()
         objects = {"zarr.json": metadata.to_buffer_dict(prototype)["zarr.json"]}
         spec = metadata.get_chunk_spec((0,) * data.ndim,
