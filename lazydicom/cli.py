@@ -565,8 +565,8 @@ def _add_extract(sub) -> None:
                    help="keep series with frames where KEY equals VALUE (A|B for either); "
                    "repeat for several conditions")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                   help="dask.distributed scheduler address (tcp://host:8786); default: "
-                   "local threads")
+                   help="dask.distributed scheduler address (tcp://host:8786), or threads / "
+                   "processes; default: one process per core for many series, else threads")
     p.add_argument("--cache", metavar="DIR", nargs="?", const=True, default=None,
                    help="keep decoded frames in a zarr cache (default location beside the "
                    "index, or DIR)")

@@ -452,6 +452,108 @@ def test_killed_extraction_resumes_and_completes(dicom, tmp_path):
         expected_ndarray(COORDS, SHAPE, rescale=RESCALE))
 
 
+def _many(folder: Path, n: int = 9) -> dict[int, list[Path]]:
+    """``n`` small series (numbers 1..n, series k rescaled by slope k): enough for
+    extract's worker processes, each series' pixels its own known pattern."""
+    return {k: write_series(folder, COORDS, SHAPE, series_number=k,
+                            series_description=f"series {k}", rescale=(float(k), -5.0))
+            for k in range(1, n + 1)}
+
+
+def _check_many(out: Path, report: list[dict], written: set[int]) -> None:
+    """Every series in ``written`` reads back (xarray, its group) as the pattern it was
+    written with; the consolidated metadata is zarr's own for the store."""
+    import shutil
+
+    by_number = {int(r["name"].split("_")[0]): r["name"] for r in report}
+    for k in written:
+        got = xr.open_zarr(out, group=by_number[k])["pixels"].transpose("x", "y", *DIMS)
+        np.testing.assert_array_equal(got.values, expected_ndarray(
+            COORDS, SHAPE, rescale=(float(k), -5.0)))
+    ref = out.parent / "ref.zarr"
+    shutil.rmtree(ref, ignore_errors=True)
+    shutil.copytree(out, ref)
+    with pytest.warns(UserWarning, match="Consolidated metadata"):
+        zarr.consolidate_metadata(str(ref))
+    assert _consolidated(out) == _consolidated(ref)
+
+
+def test_series_written_by_worker_processes_are_complete_and_resumable(dicom, tmp_path):
+    """scheduler="processes" (the default for many series): each series is written by a
+    forked worker; the output is each series' known pattern, a series whose file is
+    truncated fails alone, the consolidated metadata is zarr's own (including the
+    failed series' group, made before its shard failed), and a rerun writes only the
+    failed series."""
+    files = _many(dicom)
+    out = tmp_path / "out.zarr"
+    broken = files[4][0]
+    data = broken.read_bytes()
+    db = lazydicom.open(dicom, progress=False)
+    broken.write_bytes(data[: len(data) - 20])
+    report = extract(db, out, DIMS, progress=False, scheduler="processes", workers=2)
+    status = {int(r["name"].split("_")[0]): r["status"] for r in report}
+    assert status == {k: "failed" if k == 4 else "written" for k in range(1, 10)}
+    assert "FrameReadError" in [r["error"] for r in report if r["status"] == "failed"][0]
+    _check_many(out, report, set(range(1, 10)) - {4})
+    assert "lazydicom_extract" not in _consolidated(out)[report[3]["name"]]["attributes"]
+    broken.write_bytes(data)
+    again = extract(dicom, out, DIMS, progress=False, scheduler="processes", workers=2)
+    assert {int(r["name"].split("_")[0]): r["status"] for r in again} == {
+        k: "written" if k == 4 else "skipped" for k in range(1, 10)}
+    _check_many(out, again, set(range(1, 10)))
+
+
+def test_a_worker_process_that_dies_fails_its_series_and_a_rerun_completes(
+        dicom, tmp_path, monkeypatch):
+    """A worker killed mid-series (as by the OOM killer): extract returns, the series
+    not finished are reported failed (none marked complete), and the next run
+    writes them. The worker dies in write_shard of series 5, patched here and
+    inherited by the forked workers."""
+    import lazydicom.extract as ex
+
+    _many(dicom)
+    out = tmp_path / "out.zarr"
+    parent, real = os.getpid(), ex.write_shard
+
+    def dies_in_series_5(frames, target, region):
+        if os.getpid() != parent and target.path.startswith("005_"):
+            os._exit(9)
+        return real(frames, target, region)
+
+    monkeypatch.setattr(ex, "write_shard", dies_in_series_5)
+    report = extract(dicom, out, DIMS, progress=False, scheduler="processes", workers=2)
+    status = {int(r["name"].split("_")[0]): r["status"] for r in report}
+    assert status[5] == "failed" and set(status.values()) <= {"written", "failed"}
+    for r in report:  # a failed series' group is gone (removed, perhaps half-written)
+        assert (out / r["name"]).exists() == (r["status"] == "written")
+        if r["status"] == "written":
+            marker = zarr.open_group(out, path=r["name"], mode="r").attrs["lazydicom_extract"]
+            assert marker["complete"]
+    _check_many(out, report, {k for k, v in status.items() if v == "written"})
+    monkeypatch.undo()
+    again = extract(dicom, out, DIMS, progress=False)
+    assert {r["name"]: r["status"] for r in again} == {
+        r["name"]: "written" if r["status"] == "failed" else "skipped" for r in report}
+    _check_many(out, again, set(range(1, 10)))
+
+
+def test_many_series_go_to_worker_processes_by_default(monkeypatch):
+    """The local default: processes for at least 4 series per core, threads otherwise
+    or when threads, a worker count or one core are asked for."""
+    import lazydicom.extract as ex
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    jobs = [object()] * 8
+    assert ex._processes(jobs, None, None) == 2
+    assert ex._processes(jobs[:7], None, None) == 0
+    assert ex._processes(jobs, "threads", None) == 0
+    assert ex._processes(jobs, None, 3) == 0
+    assert ex._processes(jobs[:3], "processes", None) == 2
+    assert ex._processes(jobs[:1], "processes", 4) == 1
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert ex._processes(jobs * 4, None, None) == 0
+
+
 def test_extraction_marks_missing_cells_and_keeps_geometry(tmp_path):
     """Float output: empty cells are NaN, has_frame says which; the affine and mm axes kept."""
     folder = tmp_path / "dicom"

@@ -213,7 +213,7 @@ class GroupWriter:
         self.store = sync(azarr.open_group(self.location, mode="a", zarr_format=3)).store
         # group -> the mirror of what was stored, and zarr's metadata of each of its
         # nodes by path in the group ("" the group): consolidated without parsing
-        self.made: dict[str, tuple[MemoryStore, dict[str, Any]]] = {}
+        self.made: dict[str, tuple[MemoryStore | None, dict[str, Any]]] = {}
 
     def create(
         self,
@@ -380,6 +380,21 @@ class GroupWriter:
         else:
             await asyncio.gather(*(self.store.set(key, value) for key, value in items))
 
+    def adopt(self, group: str, nodes: dict[str, Any]) -> None:
+        """Count ``group`` as made here, with zarr's metadata ``nodes`` (by path in the
+        group) as a copy of this writer returned them (a forked worker's): it is
+        consolidated as this writer's own. Its attributes are not updated here."""
+        self.made[group.strip("/")] = (None, nodes)
+
+    def discard(self, group: str) -> None:
+        """Delete ``group`` from the store (a group left half-made), and forget it."""
+        from zarr.core.sync import sync
+
+        group = group.strip("/")
+        self.made.pop(group, None)
+        if group:
+            sync(self.store.delete_dir(group))
+
     def update_attributes(self, group: str, attrs: Mapping[str, Any]) -> None:
         """Add ``attrs`` to the attributes of ``group`` (made by this writer) and store them."""
         import zarr.api.asynchronous as azarr
@@ -387,9 +402,10 @@ class GroupWriter:
         from zarr.core.sync import sync
 
         group = group.strip("/")
-        if group not in self.made:
+        if group not in self.made or self.made[group][0] is None:
             raise KeyError(f"group {group!r} was not made by this writer")
         mirror, nodes = self.made[group]
+        assert mirror is not None
         key = f"{group}/zarr.json" if group else "zarr.json"
 
         async def update() -> None:
