@@ -205,7 +205,7 @@ def extract(
         if there is one, else processes for a batch of at least 4 series per
         core (many small series: making a group is Python that holds the GIL,
         so threads use one core), else threads. Processes are forked, on
-        Linux only; elsewhere threads.
+        Linux only, for local files written to a local store; otherwise threads.
     progress : bool, optional
         One progress bar for the batch; default only on a terminal.
     cache : optional
@@ -423,7 +423,7 @@ def _run(jobs: list[_Job], scheduler: Any, workers: int | None, bar: _Progress,
                 bar.series_done()
         _run_distributed(client, tasks, finished, own=isinstance(scheduler, str))
         return
-    processes = _processes(live, scheduler, workers)
+    processes = _processes(live, scheduler, workers) if _local(live, groups) else 0
     if processes:
         _run_processes(live, processes, bar, groups, complete)
         return
@@ -470,6 +470,16 @@ def _run(jobs: list[_Job], scheduler: Any, workers: int | None, bar: _Progress,
                 else:
                     cells, error = future.result()
                     finished(job, cells, error)
+
+
+def _local(live: list[_Job], groups: GroupWriter) -> bool:
+    """Whether every frame is read from a local file and the store is a local folder:
+    worker processes are forked only then (a remote source's or store's client and
+    event loop are the parent's, not to be used from a forked child)."""
+    from zarr.storage import LocalStore
+
+    return isinstance(groups.store, LocalStore) and all(
+        job.frames is not None and job.frames.table.source is None for job in live)
 
 
 def _processes(live: list[_Job], scheduler: Any, workers: int | None) -> int:

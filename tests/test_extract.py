@@ -537,9 +537,10 @@ def test_a_worker_process_that_dies_fails_its_series_and_a_rerun_completes(
     _check_many(out, again, set(range(1, 10)))
 
 
-def test_many_series_go_to_worker_processes_by_default(monkeypatch):
+def test_many_series_go_to_worker_processes_by_default(monkeypatch, tmp_path):
     """The local default: processes for at least 4 series per core, threads otherwise
-    or when threads, a worker count or one core are asked for."""
+    or when threads, a worker count or one core are asked for, and for frames or a
+    store that are not local."""
     import lazydicom.extract as ex
 
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
@@ -552,6 +553,19 @@ def test_many_series_go_to_worker_processes_by_default(monkeypatch):
     assert ex._processes(jobs[:1], "processes", 4) == 1
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     assert ex._processes(jobs * 4, None, None) == 0
+    # forked only for local files written to a local folder
+    from types import SimpleNamespace
+
+    from zarr.storage import MemoryStore
+
+    from lazydicom.io.zarr import GroupWriter
+
+    local = SimpleNamespace(frames=SimpleNamespace(table=SimpleNamespace(source=None)))
+    remote = SimpleNamespace(frames=SimpleNamespace(table=SimpleNamespace(source=object())))
+    folder = GroupWriter(str(tmp_path / "out.zarr"))
+    assert ex._local([local] * 8, folder)
+    assert not ex._local([local] * 7 + [remote], folder)
+    assert not ex._local([local] * 8, GroupWriter(MemoryStore()))
 
 
 def test_extraction_marks_missing_cells_and_keeps_geometry(tmp_path):
