@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 import sys
 import threading
@@ -203,8 +204,9 @@ def extract(
         of ``workers`` forked processes (default: the number of cores);
         ``"threads"``: shards run on local threads. Default: the active Client
         if there is one, else processes for a batch of at least 4 series per
-        core (many small series: making a group is Python that holds the GIL,
-        so threads use one core), else threads. Processes are forked, on
+        core whose median series holds at most 16 MiB of frames (many small
+        series: making a group is Python that holds the GIL, so threads use
+        one core), else threads. Processes are forked, on
         Linux only, for local files written to a local store; otherwise threads.
     progress : bool, optional
         One progress bar for the batch; default only on a terminal.
@@ -482,6 +484,21 @@ def _local(live: list[_Job], groups: GroupWriter) -> bool:
         job.frames is not None and job.frames.table.source is None for job in live)
 
 
+# A series this small (frames' bytes) costs more Python (its group, the GIL) than
+# pixel work (reading, compressing and writing, which release the GIL): a batch of
+# such series goes to worker processes by default. A CT series of 150 frames (75 MB)
+# does not: in threads its shards spread over the cores, and the 8-series CT batch of
+# docs/benchmarks.md was as fast or faster in threads (in process, medians of 4:
+# 1.22 s against 1.42 s).
+_SMALL_SERIES = 16 * 2**20
+
+
+def _median_bytes(live: list[_Job]) -> float:
+    sizes = [job.cells * math.prod(job.frames.frame_shape) * job.frames.dtype.itemsize
+             for job in live if job.frames is not None]
+    return float(sorted(sizes)[len(sizes) // 2]) if sizes else 0.0
+
+
 def _processes(live: list[_Job], scheduler: Any, workers: int | None) -> int:
     """How many forked processes write a local batch; 0: threads (see ``extract``)."""
     import multiprocessing
@@ -491,7 +508,8 @@ def _processes(live: list[_Job], scheduler: Any, workers: int | None) -> int:
     cores = os.cpu_count() or 1
     if scheduler == "processes":
         n = workers or cores
-    elif scheduler is None and workers is None and cores > 1 and len(live) >= 4 * cores:
+    elif (scheduler is None and workers is None and cores > 1 and len(live) >= 4 * cores
+          and _median_bytes(live) <= _SMALL_SERIES):
         n = cores
     else:
         return 0

@@ -541,11 +541,22 @@ def test_many_series_go_to_worker_processes_by_default(monkeypatch, tmp_path):
     """The local default: processes for at least 4 series per core, threads otherwise
     or when threads, a worker count or one core are asked for, and for frames or a
     store that are not local."""
+    from types import SimpleNamespace
+
     import lazydicom.extract as ex
 
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    jobs = [object()] * 8
+
+    def job(frames: int, shape=(256, 256), dtype=np.uint16):
+        return SimpleNamespace(cells=frames, frames=SimpleNamespace(
+            frame_shape=shape, dtype=np.dtype(dtype), table=SimpleNamespace(source=None)))
+
+    jobs = [job(5)] * 8
     assert ex._processes(jobs, None, None) == 2
+    # CT series of 150 frames of 512x512 (75 MB each): threads spread their shards
+    assert ex._processes([job(150, (512, 512), np.int16)] * 8, None, None) == 0
+    assert ex._processes([job(150, (512, 512), np.int16)] * 8, "processes", None) == 2
+    assert ex._processes([job(5)] * 5 + [job(150, (512, 512))] * 3, None, None) == 2
     assert ex._processes(jobs[:7], None, None) == 0
     assert ex._processes(jobs, "threads", None) == 0
     assert ex._processes(jobs, None, 3) == 0
@@ -554,8 +565,6 @@ def test_many_series_go_to_worker_processes_by_default(monkeypatch, tmp_path):
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     assert ex._processes(jobs * 4, None, None) == 0
     # forked only for local files written to a local folder
-    from types import SimpleNamespace
-
     from zarr.storage import MemoryStore
 
     from lazydicom.io.zarr import GroupWriter
