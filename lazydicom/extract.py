@@ -392,9 +392,7 @@ def _run(jobs: list[_Job], scheduler: Any, workers: int | None, bar: _Progress,
     """
     def shards(job: _Job) -> list[tuple[slice, ...]]:
         """The job's shard regions; completes a job that has none."""
-        assert job.frames is not None and job.target is not None
-        regions = [r for r in job.target.regions(job.frames.grid.shape)
-                   if all(s.stop > s.start for s in r)]
+        regions = _regions(job)
         job.pending = len(regions)
         if not regions:
             complete(job)
@@ -586,13 +584,11 @@ def _write_forked(index: int) -> tuple[int, BaseException | None, Any]:
     error = _make_target(job)
     try:
         if error is None:
-            assert job.frames is not None and job.target is not None
-            for region in job.target.regions(job.frames.grid.shape):
-                if all(s.stop > s.start for s in region):
-                    written, error = _guarded(job, region)
-                    cells += written
-                    if error is not None:
-                        break
+            for region in _regions(job):
+                written, error = _guarded(job, region)
+                cells += written
+                if error is not None:
+                    break
         if error is None:
             complete(job)
     except Exception as exc:  # noqa: BLE001 - recorded per series, the batch goes on
@@ -610,6 +606,13 @@ def _picklable(error: BaseException | None) -> BaseException | None:
     except Exception:  # noqa: BLE001 - any failure to round-trip
         return RuntimeError(f"{type(error).__name__}: {error}")
     return error
+
+
+def _regions(job: _Job) -> list[tuple[slice, ...]]:
+    """The shard regions of a job whose group exists (none of an empty grid)."""
+    assert job.frames is not None and job.target is not None
+    return [r for r in job.target.regions(job.frames.grid.shape)
+            if all(s.stop > s.start for s in r)]
 
 
 def _make_target(job: _Job) -> BaseException | None:

@@ -66,10 +66,6 @@ class _Arrays:
     def ensure(self, names: Sequence[Any]) -> list[str]:  # pragma: no cover
         raise NotImplementedError
 
-    def _columns(self) -> Columns:
-        """``table()`` as a view of the database's converted columns (``lazydicom.columns``)."""
-        return self.database._frames()[3].rows(slice(None))
-
     def _selected(self, where: Mapping[Any, Any] | None) -> pd.DataFrame:
         """The frames of [`table`][lazydicom.Series.table] whose attributes match ``where``."""
         if where is not None and not isinstance(where, Mapping):
